@@ -45,11 +45,13 @@ def build_app(
         store="memory://",
         datadir=str(worker.state_dir),
         topic_partitions=kafka.partitions,
-        topic_allow_declare=False,
+        topic_allow_declare=True,  # Faust creates its changelog and assignor topics
         web_enabled=False,
         broker_session_timeout=worker.session_timeout_s,
         broker_heartbeat_interval=min(3.0, worker.session_timeout_s / 3),
         consumer_auto_offset_reset="earliest",
+        # held (unacked) envelopes are covered by the next snapshot: do not wait for them to stop
+        stream_wait_empty=False,
     )
     metrics = WorkerMetrics(registry)
     runner = EngineRunner(engine if engine is not None else default_engine())
@@ -57,9 +59,7 @@ def build_app(
         "engine_state",
         default=None,
         partitions=kafka.partitions,
-        key_type=str,
-        value_type=bytes,
-        value_serializer="raw",
+        schema=faust.Schema(key_serializer="raw", value_serializer="raw"),
         use_partitioner=True,
     )
     source = app.topic(*topics.market, key_type=bytes, value_type=bytes, value_serializer="raw")
@@ -76,7 +76,7 @@ def build_app(
             if wiring.snapshot_due():
                 wiring.snapshot()
                 for held in wiring.take_held():
-                    manual.ack(held)
+                    await manual.ack(held)
 
     app.liqwatch_runner = runner  # type: ignore[attr-defined]
     return app
@@ -155,7 +155,7 @@ class _Wiring:
         if asset in self._restored:
             return
         self._restored.add(asset)
-        saved = self.state.get(asset)
+        saved = self.state.get(asset.encode())
         if saved:
             self.runner.restore(asset, saved)
             log.info("restored engine state for %s", asset)
@@ -165,7 +165,7 @@ class _Wiring:
 
     def snapshot(self) -> None:
         for asset, blob in self.runner.take_snapshots().items():
-            self.state[asset] = blob
+            self.state[asset.encode()] = blob
         self._last_snapshot = time.monotonic()
 
     def take_held(self) -> list[Any]:
