@@ -68,7 +68,7 @@ class RunSummary:
     alerts: list[Alert] = field(default_factory=list)
     updates: int = 0
     deliveries: dict[str, int] = field(default_factory=dict)
-    png: Path | None = None
+    pngs: list[Path] = field(default_factory=list)
     elapsed_s: float = 0.0
     ok: bool = True
 
@@ -279,7 +279,7 @@ async def run_recording(path: Path, opts: EmbeddedOptions, out: TextIO) -> RunSu
     outputs.close()
     if delivery is not None:
         summary.deliveries = await delivery.close()
-    summary.png = _write_png(outputs.heatmaps, summary.alerts, opts.data_dir)
+    summary.pngs = _write_png(outputs.heatmaps, summary.alerts, opts.data_dir)
     summary.elapsed_s = time.monotonic() - started
     _print_summary(summary, opts, database, out)
     return summary
@@ -307,23 +307,31 @@ async def _start_delivery(opts: EmbeddedOptions, summary: RunSummary) -> Any:
     return await EmbeddedDelivery.start(opts.notify_urls, opts.rules_file, opts.data_dir)
 
 
-def _write_png(
-    heatmaps: dict[str, list[HeatmapSnapshot]], alerts: list[Alert], data_dir: Path
-) -> Path | None:
-    if not heatmaps:
-        return None
-    from alerts.heatmap_png import render_heatmap_png  # noqa: PLC0415
+_FOCUS_ORDER = ("cascade", "sweep", "approach", "cluster_shift", "key_level", "pressure")
 
-    by_asset = {a: sum(1 for x in alerts if x.asset == a) for a in heatmaps}
-    asset = max(by_asset, key=lambda a: (by_asset[a], len(heatmaps[a])))
-    focus = max(
-        (a for a in alerts if a.asset == asset),
-        key=lambda a: a.notional_usd,
+
+def _focus_alert(alerts: list[Alert], asset: str) -> Alert | None:
+    """The alert a trader would look at first: cascades, then sweeps, ..., then by size."""
+    mine = [a for a in alerts if a.asset == asset]
+    return min(
+        mine,
+        key=lambda a: (_FOCUS_ORDER.index(a.kind.value), -a.notional_usd),
         default=None,
     )
-    path = data_dir / f"heatmap_{asset}.png"
-    render_heatmap_png(heatmaps[asset], focus, path)
-    return path
+
+
+def _write_png(
+    heatmaps: dict[str, list[HeatmapSnapshot]], alerts: list[Alert], data_dir: Path
+) -> list[Path]:
+    """One heatmap PNG per asset, with its most important alert's band marked."""
+    from alerts.heatmap_png import render_heatmap_png  # noqa: PLC0415
+
+    paths = []
+    for asset in sorted(heatmaps):
+        path = data_dir / f"heatmap_{asset}.png"
+        render_heatmap_png(heatmaps[asset], _focus_alert(alerts, asset), path)
+        paths.append(path)
+    return paths
 
 
 def _print_summary(summary: RunSummary, opts: EmbeddedOptions, database: str, out: TextIO) -> None:
@@ -337,7 +345,8 @@ def _print_summary(summary: RunSummary, opts: EmbeddedOptions, database: str, ou
         f"    try: liqwatch sql \"SELECT venue, side, count(), round(sum(notional_usd)) "
         f"FROM {database}.liquidations GROUP BY venue, side\" --data-dir {opts.data_dir}",
         f"  alert records (JSON lines): {opts.alerts_out.resolve()}",
-        f"  heatmap PNG: {summary.png.resolve() if summary.png else 'none (no snapshots)'}",
+        "  heatmap PNG: "
+        + (", ".join(str(p.resolve()) for p in summary.pngs) or "none (no snapshots)"),
     ]
     if summary.deliveries:
         lines.append(f"  deliveries: {summary.deliveries}")
