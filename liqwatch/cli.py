@@ -136,6 +136,8 @@ def parse(venue: str, channel: str | None) -> None:
     """Read raw venue frames on stdin; write normalized events as JSON lines on stdout."""
     from producers.parse_cli import run_parse  # noqa: PLC0415
 
+    # each bad frame gets exactly one line on stderr from run_parse: no log line repeating it
+    logging.getLogger("producers").setLevel(logging.ERROR)
     sys.exit(run_parse(venue, channel, sys.stdin.buffer, sys.stdout, sys.stderr))
 
 

@@ -22,6 +22,7 @@ from liqwatch.schema import (
     DeadLetter,
     HeatmapSnapshot,
     MarketEvent,
+    MarkPrice,
     RecordedFrame,
     Signal,
 )
@@ -67,6 +68,7 @@ class RunSummary:
     signals: int = 0
     alerts: list[Alert] = field(default_factory=list)
     updates: int = 0
+    outcomes: int = 0
     deliveries: dict[str, int] = field(default_factory=dict)
     pngs: list[Path] = field(default_factory=list)
     elapsed_s: float = 0.0
@@ -155,21 +157,32 @@ class Outputs:
         self.dead: list[DeadLetter] = []
         self.heatmaps: dict[str, list[HeatmapSnapshot]] = {}
         self.asset_of: dict[str, str] = {}
+        self.outcomes = _outcome_tracker()
+        self.outcome_rows: list[tuple[str, Any]] = []
+        self.outcomes_written: list[tuple[str, Any]] = []
 
     def add_events(self, events: list[MarketEvent]) -> None:
         self.events.extend(events)
+        for event in events:
+            if isinstance(event, MarkPrice):
+                for done in self.outcomes.on_mark(
+                    event.asset, event.ts_event, event.mark_price, event.venue.value
+                ):
+                    self.outcome_rows.append((done.alert.alert_id, done.outcome))
         if len(self.events) >= STORE_FLUSH_ROWS:
             self.flush()
 
     def add_outputs(self, outputs: list[Any], summary: RunSummary) -> None:
         for item in outputs:
             if isinstance(item, Alert):
+                self.outcomes.track(item)
                 self.asset_of[item.alert_id] = item.asset
                 summary.alerts.append(item)
                 self.alerts.append(item)
                 self._record(item)
                 self.out.write(format_alert(item) + "\n")
             elif isinstance(item, AlertUpdate):
+                self.outcomes.note_status(item)
                 summary.updates += 1
                 self.updates.append(item)
                 self._record(item)
@@ -204,10 +217,22 @@ class Outputs:
         if self.dead:
             self.store.write_dead_letters(self.dead)
             self.dead = []
+        if self.outcome_rows:
+            self.store.write_outcomes(self.outcome_rows)
+            self.outcomes_written.extend(self.outcome_rows)
+            self.outcome_rows = []
+        if self.delivery is not None and (records := self.delivery.take_records()):
+            self.store.write_deliveries(records)
 
     def close(self) -> None:
         self.flush()
         self.alerts_file.close()
+
+
+def _outcome_tracker() -> Any:
+    from alerts.outcomes import OutcomeTracker  # noqa: PLC0415
+
+    return OutcomeTracker()
 
 
 def _fmt_price(value: float | None) -> str:
@@ -276,9 +301,10 @@ async def run_recording(path: Path, opts: EmbeddedOptions, out: TextIO) -> RunSu
             outputs.add_outputs(results, summary)
 
     await asyncio.gather(produce(), detect())
-    outputs.close()
     if delivery is not None:
         summary.deliveries = await delivery.close()
+    outputs.close()
+    summary.outcomes = len(outputs.outcomes_written)
     summary.pngs = _write_png(outputs.heatmaps, summary.alerts, opts.data_dir)
     summary.elapsed_s = time.monotonic() - started
     _print_summary(summary, opts, database, out)
@@ -340,7 +366,8 @@ def _print_summary(summary: RunSummary, opts: EmbeddedOptions, database: str, ou
         "",
         f"done in {summary.elapsed_s:.1f}s: {summary.frames} frames, {summary.events} events, "
         f"{summary.dead_letters} dead letters, {summary.signals} signals, "
-        f"{len(summary.alerts)} alerts, {summary.updates} alert updates",
+        f"{len(summary.alerts)} alerts, {summary.updates} alert updates, "
+        f"{summary.outcomes} outcomes",
         f"  ClickHouse (embedded chDB): {store}  database {database!r}",
         f"    try: liqwatch sql \"SELECT venue, side, count(), round(sum(notional_usd)) "
         f"FROM {database}.liquidations GROUP BY venue, side\" --data-dir {opts.data_dir}",
