@@ -42,3 +42,34 @@ class WorkerMetrics:
             ["source"],
             registry=registry,
         )
+        self.snapshots = Counter(
+            "liqwatch_worker_snapshots_total",
+            "Per-asset engine snapshots written to the state table",
+            registry=registry,
+        )
+        self.snapshot_seconds = Histogram(
+            "liqwatch_worker_snapshot_seconds",
+            "Time to save state: flush outputs, write snapshots, ack the envelopes they cover",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0),
+            registry=registry,
+        )
+        self.merge_buffered = Gauge(
+            "liqwatch_worker_merge_buffered_envelopes",
+            "Envelopes received and waiting for the per-partition merge",
+            registry=registry,
+        )
+        self.unacked = Gauge(
+            "liqwatch_worker_unacked_envelopes",
+            "Envelopes processed but not yet covered by a saved snapshot",
+            registry=registry,
+        )
+        self.restores = Counter(
+            "liqwatch_worker_restores_total",
+            "Assets whose engine state was restored from the state table",
+            registry=registry,
+        )
+        self.rebalances = Counter(
+            "liqwatch_worker_rebalances_total",
+            "Partition revocations (unsaved progress is dropped and re-read from Kafka)",
+            registry=registry,
+        )

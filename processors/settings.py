@@ -13,6 +13,11 @@ class WorkerSettings(BaseSettings):
 
     app_id: str = "liqwatch-worker"
     state_dir: Path = Path("/tmp/liqwatch-worker")  # noqa: S108 - overridden in deployments
+    # how often engine state is saved; envelopes are acked (and committed) only once saved
     snapshot_interval_s: float = Field(default=3.0, gt=0)
     session_timeout_s: float = Field(default=30.0, gt=0)
     metrics_port: int = Field(default=9108, ge=0, le=65535)
+    # how often the worker looks for work that needs no new message (merge, snapshots)
+    tick_interval_s: float = Field(default=0.1, gt=0)
+    # envelopes waiting in the merge before the topic-partitions that are ahead are paused
+    max_buffered_envelopes: int = Field(default=20_000, ge=100)

@@ -1,42 +1,122 @@
-"""The Faust worker: thin wiring of envelopes → EngineRunner → signals/alerts topics.
+"""The Faust worker: thin wiring of envelopes → merge → EngineRunner → signal/alert topics.
 
-Acks are manual: an envelope is acked only once a snapshot covering it has been written to the
-state table, so Faust never commits an offset the saved state does not reflect. After a crash
-the worker resumes at or before the snapshot and skips what the snapshot already contains.
+One agent reads the three market topics with manual acks; every message goes to the ``Pump``
+(``processors/pump.py``), which merges the topics per partition in a deterministic order,
+runs the engine, sends outputs and periodically saves per-asset snapshots to a Faust table
+(raw bytes, ``use_partitioner=True``) before acking what they cover. A timer drives the work
+that needs no new message (the end of the merge, snapshots when the stream is quiet).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import time
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import faust
+from confluent_kafka import Consumer, TopicPartition
+from faust.types import TP
 from prometheus_client import CollectorRegistry
 
-from liqwatch import codec
-from liqwatch.schema import Alert, AlertUpdate, Envelope
 from liqwatch.settings import KafkaSettings
 from liqwatch.topics import Topics
+from processors.merge import PartitionMerge
 from processors.metrics import WorkerMetrics
-from processors.runner import EngineLike, EngineRunner, Output
+from processors.pump import Ports, Pump
+from processors.runner import EngineFactory, EngineRunner
 from processors.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 
+STATE_TABLE = "engine_state"
 
-def default_engine() -> EngineLike:
-    from processors.engine import Engine, EngineConfig  # noqa: PLC0415 - heavy, only in workers
 
-    engine: EngineLike = Engine(EngineConfig.default())
-    return engine
+def default_engine_factory(registry: CollectorRegistry, metrics: WorkerMetrics) -> EngineFactory:
+    from processors.engine import (  # noqa: PLC0415 - heavy, only in workers
+        Engine,
+        EngineConfig,
+        EngineMetrics,
+    )
+
+    engine_metrics = EngineMetrics(registry)
+    engine_metrics.venue_stale = metrics.venue_stale  # the name the alert rules use
+    config = EngineConfig.default()
+    return lambda: Engine(config, engine_metrics)
+
+
+def state_changelog_topic(app_id: str) -> str:
+    """The Kafka topic holding the saved snapshots (key = asset, value = AssetSnapshot)."""
+    return f"{app_id}-{STATE_TABLE}-changelog"
+
+
+class WorkerReadiness:
+    """/readyz for the worker: source partitions assigned and the state table recovered.
+
+    ``check`` is called from the health server's thread; it only reads plain attributes.
+    """
+
+    def __init__(self) -> None:
+        self._status = "starting"
+        self._partitions = 0
+
+    def check(self) -> tuple[bool, str]:
+        status, partitions = self._status, self._partitions
+        if status != "ready":
+            return False, status
+        if partitions == 0:
+            return False, "no source partitions assigned"
+        return True, f"ready: {partitions} source topic-partitions"
+
+    def rebalancing(self) -> None:
+        self._status = "rebalancing"
+
+    def assigned(self, partitions: int) -> None:
+        self._partitions = partitions
+        self._status = "recovering state table"
+
+    def recovered(self) -> None:
+        self._status = "ready"
+
+
+class StartOffsets:
+    """Where reading starts for each assigned source topic-partition (committed or earliest).
+
+    The merge needs it for a topic-partition that has delivered nothing yet: it has nothing
+    more to deliver when its start offset is already the broker's high water mark.
+    """
+
+    def __init__(self, bootstrap: str, group_id: str) -> None:
+        self._config = {
+            "bootstrap.servers": bootstrap,
+            "group.id": group_id,
+            "enable.auto.commit": False,
+        }
+        self.offsets: dict[tuple[str, int], int] = {}
+
+    async def refresh(self, tps: Iterable[tuple[str, int]]) -> None:
+        wanted = sorted(tps)
+        self.offsets = await asyncio.to_thread(self._lookup, wanted) if wanted else {}
+
+    def _lookup(self, tps: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        consumer = Consumer(self._config)
+        try:
+            committed = consumer.committed([TopicPartition(t, p) for t, p in tps], timeout=15)
+            out: dict[tuple[str, int], int] = {}
+            for tp in committed:
+                low, _high = consumer.get_watermark_offsets(tp, timeout=15)
+                out[(tp.topic, tp.partition)] = max(tp.offset, low)
+            return out
+        finally:
+            consumer.close()
 
 
 def build_app(
     kafka: KafkaSettings,
     worker: WorkerSettings,
     registry: CollectorRegistry,
-    engine: EngineLike | None = None,
+    new_engine: EngineFactory | None = None,
+    readiness: WorkerReadiness | None = None,
 ) -> faust.App:
     topics = Topics(kafka.topic_prefix)
     app = faust.App(
@@ -54,127 +134,157 @@ def build_app(
         stream_wait_empty=False,
     )
     metrics = WorkerMetrics(registry)
-    runner = EngineRunner(engine if engine is not None else default_engine())
+    runner = EngineRunner(new_engine or default_engine_factory(registry, metrics))
     state = app.Table(
-        "engine_state",
+        STATE_TABLE,
         default=None,
         partitions=kafka.partitions,
         schema=faust.Schema(key_serializer="raw", value_serializer="raw"),
         use_partitioner=True,
     )
-    source = app.topic(*topics.market, key_type=bytes, value_type=bytes, value_serializer="raw")
-    signals = app.topic(topics.signals, value_serializer="raw", internal=False)
-    alerts = app.topic(topics.alerts, value_serializer="raw", internal=False)
-    dlq = app.topic(topics.dlq, value_serializer="raw", internal=False)
-    wiring = _Wiring(runner, state, metrics, signals, alerts, dlq, worker.snapshot_interval_s)
+    # on equal seal times, prices first: liquidations are placed against the latest mark
+    merged = [topics.mark_price, topics.open_interest, topics.liquidations]
+    merge: PartitionMerge[Any] = PartitionMerge(merged)
+    starts = StartOffsets(kafka.bootstrap_servers, worker.app_id)
+    acker = _Acker()
+    ports = _ports(app, topics, merge, starts, acker)
+    pump = Pump(
+        runner,
+        merge,
+        state=state,
+        ports=ports,
+        metrics=metrics,
+        snapshot_interval_s=worker.snapshot_interval_s,
+    )
+    ready = readiness or WorkerReadiness()
+    flow = _FlowControl(app, merge, worker.max_buffered_envelopes)
+    source = app.topic(*merged, key_type=bytes, value_type=bytes, value_serializer="raw")
 
     @app.agent(source)
-    async def process(stream: faust.StreamT[bytes]) -> None:
-        manual = stream.noack()
+    async def process(stream: Any) -> None:
+        manual = acker.stream = stream.noack()
         async for event in manual.events():
-            await wiring.on_event(event)
-            if wiring.snapshot_due():
-                wiring.snapshot()
-                for held in wiring.take_held():
-                    await manual.ack(held)
+            await pump.on_message(event, event.message)
+            flow.update()
 
-    app.liqwatch_runner = runner  # type: ignore[attr-defined]
+    async def tick() -> None:
+        await pump.on_tick()
+        flow.update()
+
+    app.timer(interval=worker.tick_interval_s)(tick)
+    _connect_rebalance(app, pump, starts=starts, ready=ready, flow=flow, sources=set(merged))
+    app.liqwatch_pump = pump  # type: ignore[attr-defined]
     return app
 
 
-class _Wiring:
-    def __init__(
-        self,
-        runner: EngineRunner,
-        state: Any,
-        metrics: WorkerMetrics,
-        signals: Any,
-        alerts: Any,
-        dlq: Any,
-        snapshot_interval_s: float,
-    ) -> None:
-        self.runner = runner
-        self.state = state
-        self.metrics = metrics
-        self.signals = signals
-        self.alerts = alerts
-        self.dlq = dlq
-        self.snapshot_interval_s = snapshot_interval_s
-        self._held: list[Any] = []
-        self._last_snapshot = time.monotonic()
-        self._restored: set[str] = set()
+def _ports(
+    app: faust.App,
+    topics: Topics,
+    merge: PartitionMerge[Any],
+    starts: StartOffsets,
+    acker: _Acker,
+) -> Ports:
+    signals = app.topic(topics.signals, value_serializer="raw", internal=False)
+    alerts = app.topic(topics.alerts, value_serializer="raw", internal=False)
+    dlq = app.topic(topics.dlq, value_serializer="raw", internal=False)
 
-    async def on_event(self, event: Any) -> None:
-        self._held.append(event)
-        msg = event.message
+    def caught_up(topic: str, partition: int) -> bool:
         try:
-            envelope = codec.envelope_decoder.decode(event.value)
-        except (codec.DecodeError, codec.ValidationError) as exc:
-            await self._dead_letter(msg.topic, str(exc), event.value)
-            return
-        self._maybe_restore(envelope.asset)
-        if self.runner.already_reflected(envelope.asset, msg.topic, msg.partition, msg.offset):
-            self.metrics.skipped.inc()
-            return
-        await self._process(envelope, msg.topic, msg.partition, msg.offset)
+            high = app.consumer.highwater(TP(topic, partition))
+        except (AssertionError, KeyError):  # aiokafka asserts the partition is assigned
+            return False
+        start = merge.next_offset(topic, partition)
+        if start is None:
+            start = starts.offsets.get((topic, partition))
+        return high is not None and start is not None and start >= high
 
-    async def _process(self, envelope: Envelope, topic: str, partition: int, offset: int) -> None:
-        started = time.perf_counter()
-        outputs = self.runner.handle(envelope, topic, partition, offset)
-        self.metrics.process_seconds.observe(time.perf_counter() - started)
-        self.metrics.envelopes.inc()
-        self.metrics.events.labels(envelope.kind.value).inc(len(envelope.events))
-        for out in outputs:
-            await self._emit(envelope.asset, out)
+    return Ports(
+        send_signal=lambda k, v: signals.send_soon(key=k, value=v),
+        send_alert=lambda k, v: alerts.send_soon(key=k, value=v),
+        send_dead_letter=lambda k, v: dlq.send_soon(key=k, value=v),
+        flush=lambda: app.producer.flush(),  # noqa: PLW0108 - the producer is made at start
+        ack=acker.ack,
+        caught_up=caught_up,
+    )
 
-    async def _emit(self, asset: str, out: Output) -> None:
-        value = codec.encode(out)
-        if isinstance(out, Alert | AlertUpdate):
-            kind = out.kind.value if isinstance(out, Alert) else "update"
-            self.metrics.alerts.labels(kind).inc()
-            await self.alerts.send(key=asset.encode(), value=value)
+
+class _Acker:
+    """Acks through the agent's manual-ack stream (so Faust's stream sensors stay balanced)."""
+
+    def __init__(self) -> None:
+        self.stream: Any = None
+
+    async def ack(self, event: Any) -> None:
+        if self.stream is not None:
+            await self.stream.ack(event)
         else:
-            self.metrics.signals.labels(type(out).__name__).inc()
-            await self.signals.send(key=asset.encode(), value=value)
-
-    async def _dead_letter(self, topic: str, reason: str, raw: bytes) -> None:
-        self.metrics.dead_letters.labels("worker").inc()
-        dead = codec.encode(
-            {
-                "source": "worker",
-                "venue": "",
-                "channel": topic,
-                "reason": reason,
-                "raw": raw.decode("utf-8", "replace"),
-                "ts_recv": int(time.time() * 1000),
-            }
-        )
-        await self.dlq.send(key=b"worker", value=dead)
-
-    def _maybe_restore(self, asset: str) -> None:
-        if asset in self._restored:
-            return
-        self._restored.add(asset)
-        saved = self.state.get(asset.encode())
-        if saved:
-            self.runner.restore(asset, saved)
-            log.info("restored engine state for %s", asset)
-
-    def snapshot_due(self) -> bool:
-        return time.monotonic() - self._last_snapshot >= self.snapshot_interval_s
-
-    def snapshot(self) -> None:
-        for asset, blob in self.runner.take_snapshots().items():
-            self.state[asset.encode()] = blob
-        self._last_snapshot = time.monotonic()
-
-    def take_held(self) -> list[Any]:
-        held, self._held = self._held, []
-        return held
+            event.ack()
 
 
-def run_worker(kafka: KafkaSettings, worker: WorkerSettings, registry: CollectorRegistry) -> None:
+class _FlowControl:
+    """Pauses the topic-partitions that run ahead while the merge waits for a slower one."""
+
+    def __init__(self, app: faust.App, merge: PartitionMerge[Any], limit: int) -> None:
+        self.app = app
+        self.merge = merge
+        self.limit = limit
+        self.paused: set[TP] = set()
+
+    def update(self) -> None:
+        buffered = self.merge.buffered
+        if buffered > self.limit and not self.paused:
+            self.paused = {TP(t, p) for t, p in self.merge.queued_topics()}
+            log.warning("merge holds %d envelopes: pausing %s", buffered, sorted(self.paused))
+            self.app.consumer.pause_partitions(self.paused)
+        elif self.paused and buffered < self.limit // 2:
+            self.app.consumer.resume_partitions(self.paused)
+            self.paused = set()
+
+    def forget(self) -> None:
+        self.paused = set()
+
+
+def _connect_rebalance(
+    app: faust.App,
+    pump: Pump,
+    *,
+    starts: StartOffsets,
+    ready: WorkerReadiness,
+    flow: _FlowControl,
+    sources: set[str],
+) -> None:
+    # Faust sends (app, partitions) positionally; with eager rebalancing (aiokafka) every
+    # rebalance revokes the whole assignment first, so the pump restarts from the snapshots.
+    async def on_revoked(_app: Any, revoked: set[TP], **_: Any) -> None:
+        ready.rebalancing()
+        flow.forget()
+        await pump.reset({tp.partition for tp in revoked if tp.topic in sources})
+
+    async def on_assigned(_app: Any, assigned: set[TP], **_: Any) -> None:
+        mine = [(tp.topic, tp.partition) for tp in assigned if tp.topic in sources]
+        ready.assigned(len(mine))
+        await starts.refresh(mine)
+
+    async def on_complete(_app: Any, **_: Any) -> None:
+        ready.recovered()
+
+    _receive(app.on_partitions_revoked, on_revoked)
+    _receive(app.on_partitions_assigned, on_assigned)
+    _receive(app.on_rebalance_complete, on_complete)
+
+
+def _receive(signal: Any, handler: Callable[..., Awaitable[None]]) -> None:
+    """Connects a receiver (mode's handler type cannot express a positional argument)."""
+    signal.connect(handler)
+
+
+def run_worker(
+    kafka: KafkaSettings,
+    worker: WorkerSettings,
+    registry: CollectorRegistry,
+    readiness: WorkerReadiness | None = None,
+) -> None:
     """Runs the Faust worker until it is stopped (SIGTERM/SIGINT)."""
-    app = build_app(kafka, worker, registry)
+    app = build_app(kafka, worker, registry, readiness=readiness)
     faust_worker = faust.Worker(app, loglevel="INFO", quiet=True)
     faust_worker.execute_from_commandline()

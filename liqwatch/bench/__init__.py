@@ -1,0 +1,1 @@
+"""Benchmarks that compose producers and processors (wired into ``liqwatch bench``)."""

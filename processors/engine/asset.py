@@ -1,0 +1,384 @@
+"""One asset's engine: the layers and detectors, fed by runs of same-kind events.
+
+Runs are sorted by event time and cut at whole seconds, so time-driven work (cluster
+evaluation, cascade ends, expiries, pressure samples, snapshots) happens at the same event
+times however the input was batched. Nothing here reads the wall clock.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+
+import numpy as np
+
+from liqwatch.schema import (
+    Alert,
+    AlertUpdate,
+    CascadePhase,
+    Completeness,
+    DeadLetter,
+    Liquidation,
+    MarketEvent,
+    MarkPrice,
+    Signal,
+)
+from processors.engine import claims
+from processors.engine.alerts import AlertContext, Claim, build_alert
+from processors.engine.approach import ApproachDetector
+from processors.engine.cascade import CascadeDetector, CascadeEvent, venue_bit
+from processors.engine.clusters import find_clusters
+from processors.engine.common import TICK_MS
+from processors.engine.config import AssetConfig
+from processors.engine.estimated import EstimatedLayer, OIChange
+from processors.engine.grid import PriceGrid, shift_arrays
+from processors.engine.implied import ForcedTally, implied, tally
+from processors.engine.inputs import (
+    LiqColumns,
+    MarkColumns,
+    OIColumns,
+    liquidation_columns,
+    mark_columns,
+    oi_columns,
+    sliced,
+)
+from processors.engine.keylevels import KeyLevelWatch
+from processors.engine.market import OI_SAMPLE_MS, MarketContext
+from processors.engine.pressure import PressureTracker
+from processors.engine.realized import RealizedLayer
+from processors.engine.snapshots import cluster_snapshots, heatmap_snapshot
+from processors.engine.state import AssetState
+from processors.engine.sweep import SweepDetector, SweepResult
+from processors.engine.tracker import ClusterTracker
+
+log = logging.getLogger(__name__)
+
+Output = Signal | Alert | AlertUpdate
+MAX_CATCHUP_TICKS = 600  # after a longer silence, time-driven work jumps to the present
+
+
+class AssetEngine:
+    def __init__(self, asset: str, cfg: AssetConfig, state: AssetState | None = None) -> None:
+        self.asset = asset
+        self.cfg = cfg
+        self.grid = PriceGrid(cfg.grid, state.grid_offset if state else None)
+        size = self.grid.size
+        self.realized = RealizedLayer(cfg.realized, size, state.realized if state else None)
+        self.estimated = EstimatedLayer(cfg.model, self.grid, state.estimated if state else None)
+        self.tracker = ClusterTracker(cfg.cluster, self.grid, state.tracker if state else None)
+        self.sweeps = SweepDetector(cfg.sweep, cfg.grid.bucket_bp, state.sweep if state else None)
+        self.approach = ApproachDetector(cfg.approach, asset, state.approach if state else None)
+        self.cascade = CascadeDetector(cfg.cascade, asset, state.cascade if state else None)
+        self.pressure = PressureTracker(
+            cfg.pressure, cfg.realized.timeframes_s, state.pressure if state else None
+        )
+        self.key_levels = KeyLevelWatch(cfg.key_levels, state.key_levels if state else None)
+        self.market = MarketContext(cfg.staleness, state.market if state else None)
+        self.state = state or self._new_state()
+        self.dead_letters: list[DeadLetter] = []
+        self.on_stale: Callable[[str, str, bool], None] | None = None
+
+    def _new_state(self) -> AssetState:
+        return AssetState(
+            asset=self.asset,
+            realized=self.realized.state,
+            estimated=self.estimated.state,
+            tracker=self.tracker.state,
+            sweep=self.sweeps.state,
+            approach=self.approach.state,
+            cascade=self.cascade.state,
+            pressure=self.pressure.state,
+            key_levels=self.key_levels.state,
+            market=self.market.state,
+        )
+
+    @property
+    def price(self) -> float:
+        return self.market.state.price
+
+    # --- input runs -------------------------------------------------------------------------
+
+    def process_run(self, events: list[MarketEvent]) -> list[Output]:
+        """One run of events of a single kind for this asset."""
+        first = events[0]
+        if isinstance(first, Liquidation):
+            liq, dead = liquidation_columns(events)  # type: ignore[arg-type]
+            self.dead_letters += dead
+            return self._chunked(liq, liq.ts, self._liquidations)
+        if isinstance(first, MarkPrice):
+            marks, dead = mark_columns(events)  # type: ignore[arg-type]
+            self.dead_letters += dead
+            return self._chunked(marks, marks.ts, self._marks)
+        oi, dead = oi_columns(events)  # type: ignore[arg-type]
+        self.dead_letters += dead
+        return self._chunked(oi, oi.ts, self._open_interest)
+
+    def _chunked(
+        self, cols: object, ts: np.ndarray, handle: Callable[[object], list[Output]]
+    ) -> list[Output]:
+        """Handles the time-sorted rows in pieces that never span a tick boundary."""
+        out: list[Output] = []
+        n, start = int(ts.size), 0
+        while start < n:
+            t0 = int(ts[start])
+            out += self.advance(t0)
+            end = int(np.searchsorted(ts, self.state.next_tick, side="left"))
+            end = max(end, start + 1)
+            out += handle(sliced(cols, start, end))  # type: ignore[type-var]
+            self.state.clock = max(self.state.clock, int(ts[end - 1]))
+            start = end
+        return out
+
+    def _place_grid(self, price: float) -> None:
+        delta = self.grid.centre_on(price)
+        self.state.grid_offset = self.grid.offset
+        if delta:
+            shift_arrays(delta, *self.realized.arrays(), *self.estimated.arrays())
+
+    def _liquidations(self, cols: object) -> list[Output]:
+        c: LiqColumns = cols  # type: ignore[assignment]
+        ref = self.price
+        # Bankruptcy prices sit ~mmr beyond where the position was liquidated: without a fill
+        # price, the mark price at that moment says better where it happened.
+        price = np.where(c.has_fill | (ref <= 0), c.price, ref)
+        if not self.grid.placed:
+            self._place_grid(float(price[-1]))
+        self.realized.add(c.ts, self.grid.indices(price), c.side, c.usd)
+        bits = self._tally(c)
+        out: list[Output] = []
+        for ev in self.cascade.add(c.ts, c.side, c.usd, bits, ref):
+            out += self._cascade_outputs(ev)
+        for res in self.sweeps.on_liquidations(c.ts, price, c.side, c.usd):
+            out += self._sweep_outputs(res)
+        return out
+
+    def _tally(self, c: LiqColumns) -> np.ndarray:
+        """Venue coverage and per-instrument tallies; returns each event's venue bit."""
+        index: dict[tuple[str, str], int] = {}
+        latest: dict[int, Liquidation] = {}
+        codes = np.empty(c.ts.size, dtype=np.int64)
+        for i, e in enumerate(c.events):
+            j = codes[i] = index.setdefault((e.venue.value, e.instrument), len(index))
+            latest[j] = e
+        bits = np.empty(c.ts.size, dtype=np.int64)
+        forced = self.state.forced_since_oi
+        for (venue, instrument), j in index.items():
+            e = latest[j]
+            self.market.seen(venue, instrument, e.ts_event, e.completeness)
+            mine = codes == j
+            bits[mine] = venue_bit(venue)
+            t = forced.setdefault(f"{venue}:{instrument}", ForcedTally())
+            tally(t, c.ts[mine], c.side[mine], c.usd[mine])
+        return bits
+
+    def _marks(self, cols: object) -> list[Output]:
+        c: MarkColumns = cols  # type: ignore[assignment]
+        for e in c.events:
+            self.market.seen(e.venue.value, e.instrument, e.ts_event, None)
+            self.market.mark(e.venue.value, e.instrument, e.mark_price, e.funding_rate, e.ts_event)
+        last = float(c.price[-1])
+        self._place_grid(last)
+        now = int(c.ts[-1])
+        consumed = self.estimated.consume(float(c.price.min()), float(c.price.max()))
+        self.sweeps.credit(self.tracker, consumed)
+        results, swept = self.sweeps.on_prices(c.ts, c.price, self.tracker)
+        out: list[Output] = []
+        for res in results:
+            out += self._sweep_outputs(res)
+        out += self._approaches(now, self.price, swept)
+        self.cascade.on_prices(c.ts, c.price)
+        for ev in self.cascade.evaluate(now, self.price):
+            out += self._cascade_outputs(ev)
+        return out
+
+    def _open_interest(self, cols: object) -> list[Output]:
+        c: OIColumns = cols  # type: ignore[assignment]
+        changes: list[OIChange] = []
+        out: list[Output] = []
+        for i, e in enumerate(c.events):
+            venue = e.venue.value
+            self.market.seen(venue, e.instrument, e.ts_event, None)
+            implied_px = float(c.usd[i] / c.base[i]) if c.base[i] > 0 else 0.0
+            price = self.price or implied_px
+            if price <= 0:
+                continue
+            seen = self.state.forced_since_oi.pop(f"{venue}:{e.instrument}", ForcedTally())
+            change = self.estimated.observe(
+                venue, e.instrument, float(c.base[i]), float(c.usd[i]), price, e.ts_event,
+                seen.total_usd,
+            )
+            if change is None:
+                continue
+            hidden = self._hidden(venue, seen, change.delta_usd - seen.total_usd)
+            if hidden is not None:
+                side, usd = hidden
+                # liquidated, not closed: consumed by price, so not removed from the levels
+                change = replace(change, delta_usd=change.delta_usd + usd)
+                out += self._implied(e.ts_event, side, usd, venue)
+            changes.append(change)
+        if changes and not self.grid.placed:
+            self._place_grid(changes[-1].price)
+        self.estimated.apply(changes)
+        return out
+
+    def _hidden(self, venue: str, seen: ForcedTally, raw_delta: float) -> tuple[int, float] | None:
+        info = self.market.state.venues.get(venue)
+        if info is None or info.completeness is not Completeness.SAMPLED:
+            return None
+        return implied(seen, raw_delta, self.cfg.cascade.implied_min_seconds)
+
+    def _implied(self, ts: int, side: int, usd: float, venue: str) -> list[Output]:
+        out: list[Output] = []
+        for ev in self.cascade.add_implied(ts, side, usd, venue_bit(venue), self.price):
+            out += self._cascade_outputs(ev)
+        return out
+
+    # --- time-driven work -------------------------------------------------------------------
+
+    def advance(self, now: int) -> list[Output]:
+        """Runs the time-driven work for every whole second up to ``now``."""
+        s = self.state
+        if s.next_tick == 0:
+            s.next_tick = (now // TICK_MS + 1) * TICK_MS
+            self.realized.state.window_start = now - now % (self.cfg.realized.tumbling_s * 1000)
+            return []
+        out: list[Output] = []
+        ticks = 0
+        while s.next_tick <= now:
+            if ticks == MAX_CATCHUP_TICKS:
+                s.next_tick = now - now % TICK_MS
+            out += self._tick(s.next_tick)
+            s.next_tick += TICK_MS
+            ticks += 1
+        return out
+
+    def _tick(self, t: int) -> list[Output]:
+        self.realized.decay_to(t)
+        self.estimated.decay_to(t)
+        out: list[Output] = []
+        for ev in self.cascade.tick(t, self.price):
+            out += self._cascade_outputs(ev)
+        for res in self.sweeps.tick(t):
+            out += self._sweep_outputs(res)
+        if self.price > 0 and t % self.cfg.cluster.eval_ms == 0:
+            out += self._evaluate_clusters(t)
+        out += self._pressure(t)
+        out += self._key_levels(t)
+        self._staleness(t)
+        if t % OI_SAMPLE_MS == 0:
+            self.market.sample_oi(t, self.estimated.total_oi_usd())
+        if t >= self.realized.state.window_start + self.cfg.realized.tumbling_s * 1000:
+            out += self._close_window(t)
+        return out
+
+    def _evaluate_clusters(self, t: int) -> list[Output]:
+        cfg = self.cfg.cluster
+        floor_z = cfg.z_dim - cfg.hysteresis_z
+        levels = self.estimated.state.levels
+        raws = [
+            raw
+            for side in (0, 1)
+            for raw in find_clusters(levels[side], self.grid, side, self.price, cfg, floor_z)
+        ]
+        out: list[Output] = []
+        for event in self.tracker.update(raws, t, self.price, levels):
+            band = self.tracker.band(event.cluster)
+            out += self._alert(claims.shift_claim(self.asset, event, band, self.price), t)
+        out += self._approaches(t, self.price, [])
+        return out
+
+    def _approaches(self, now: int, price: float, swept: list[str]) -> list[Output]:
+        if price <= 0:
+            return []
+        out: list[Output] = [
+            claims.approach_update(r)
+            for r in self.approach.resolve(now, price, self.tracker, swept)
+        ]
+        for opened in self.approach.check(now, price, self.tracker):
+            out += self._alert(claims.approach_claim(self.asset, opened), now)
+        return out
+
+    def _pressure(self, t: int) -> list[Output]:
+        st = self.realized.state
+        x = [float(st.totals[tf, 1] - st.totals[tf, 0]) for tf in range(st.totals.shape[0])]
+        out: list[Output] = []
+        for shift in self.pressure.tick(t, x):
+            if self.price > 0:
+                inv = self.cfg.pressure.invalidation_pct
+                out += self._alert(claims.pressure_claim(self.asset, shift, t, self.price, inv), t)
+        return out
+
+    def _key_levels(self, t: int) -> list[Output]:
+        if not self.cfg.key_levels.levels or not self.grid.placed:
+            return []
+        out: list[Output] = []
+        for hit in self.key_levels.check(self.grid, self.realized):
+            out += self._alert(claims.key_level_claim(self.asset, hit, t, self.price), t)
+        return out
+
+    def _staleness(self, t: int) -> None:
+        stale, fresh = self.market.stale_changes(t)
+        for venue in stale:
+            log.warning(
+                "%s: %s data is stale (no message for its expected cadence)", self.asset, venue
+            )
+        for venue in fresh:
+            log.info("%s: %s data is fresh again", self.asset, venue)
+        if self.on_stale is not None:
+            for venue in stale:
+                self.on_stale(self.asset, venue, True)
+            for venue in fresh:
+                self.on_stale(self.asset, venue, False)
+
+    def _close_window(self, t: int) -> list[Output]:
+        tumbling_ms = self.cfg.realized.tumbling_s * 1000
+        closed = self.realized.close_window(t - t % tumbling_ms)
+        self.realized.flush_small()
+        self.estimated.flush_small()
+        if not self.grid.placed or self.price <= 0:
+            return []
+        out: list[Output] = [
+            heatmap_snapshot(self.asset, t, self.grid, self.price, closed, self.estimated, self.cfg)
+        ]
+        out += cluster_snapshots(
+            self.asset, t, self.grid, self.price, self.tracker, self.realized, self.cfg
+        )
+        return out
+
+    # --- outputs ----------------------------------------------------------------------------
+
+    def context(self, now: int) -> AlertContext:
+        total_oi = self.estimated.total_oi_usd()
+        return AlertContext(
+            asset=self.asset,
+            now=now,
+            price=self.price,
+            instruments=self.market.fresh_instruments(now),
+            venues=self.market.coverage(now),
+            oi_usd=total_oi if self.estimated.state.instruments else None,
+            oi_delta_1h_usd=self.market.oi_delta(now, total_oi),
+            funding=self.market.funding(now),
+        )
+
+    def _alert(self, claim: Claim, now: int) -> list[Output]:
+        alert = build_alert(claim, self.context(now))
+        if alert is None:
+            log.warning("%s alert %s dropped: no invalidation level", claim.kind, claim.alert_id)
+            return []
+        return [alert]
+
+    def _cascade_outputs(self, ev: CascadeEvent) -> list[Output]:
+        window_s = self.cfg.cascade.window_s
+        out: list[Output] = [claims.cascade_signal(self.asset, ev, window_s)]
+        if ev.phase is CascadePhase.STARTED:
+            out += self._alert(claims.cascade_claim(self.asset, ev, window_s), ev.ts)
+        else:
+            out.append(claims.cascade_update(ev))
+        return out
+
+    def _sweep_outputs(self, res: SweepResult) -> list[Output]:
+        out: list[Output] = [claims.sweep_signal(self.asset, res)]
+        if res.confirmed or self.cfg.sweep.alert_unconfirmed:
+            out += self._alert(claims.sweep_claim(self.asset, res), res.ts)
+        return out

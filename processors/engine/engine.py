@@ -1,0 +1,153 @@
+"""The detection engine: per-asset state and detectors behind one small API.
+
+Plain Python/NumPy, no stream framework: the Faust worker and the embedded runner are thin
+wiring around ``process`` / ``advance`` / ``snapshot`` / ``restore``. Engine time is event
+time (``ts_event``), so replays are deterministic.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+
+from liqwatch.schema import Alert, AlertUpdate, DeadLetter, MarketEvent, VenueCoverage
+from processors.engine.asset import AssetEngine, Output
+from processors.engine.config import EngineConfig
+from processors.engine.inputs import dead_letter
+from processors.engine.metrics import EngineMetrics
+from processors.engine.serde import decode_state, encode_state
+from processors.engine.state import STATE_VERSION, AssetState
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Engine", "Output"]
+
+
+class SnapshotError(ValueError):
+    """A snapshot blob that cannot be restored (corrupt, or from another state version)."""
+
+
+class Engine:
+    def __init__(self, config: EngineConfig, metrics: EngineMetrics | None = None) -> None:
+        config.validate()
+        self.config = config
+        self.metrics = metrics
+        self._assets: dict[str, AssetEngine] = {}
+        self._dead: list[DeadLetter] = []
+
+    # --- the API the runners call -----------------------------------------------------------
+
+    def process(self, events: Sequence[MarketEvent]) -> list[Output]:
+        """Processes a batch (usually one envelope); returns signals, alerts and updates."""
+        out: list[Output] = []
+        for asset, run in _runs(events):
+            if not asset:
+                self._drop(run, "event without an asset")
+                continue
+            engine = self._asset(asset)
+            out += engine.process_run(run)
+            self._collect(engine, run)
+        self._count_outputs(out)
+        return out
+
+    def advance(self, now_ms: int) -> list[Output]:
+        """Time-driven outputs for every asset up to event time ``now_ms``."""
+        out: list[Output] = []
+        for asset in sorted(self._assets):
+            engine = self._assets[asset]
+            if engine.state.next_tick:
+                out += engine.advance(now_ms)
+        self._count_outputs(out)
+        return out
+
+    def snapshot(self, asset: str) -> bytes:
+        return encode_state(self._asset(asset).state)
+
+    def restore(self, asset: str, blob: bytes) -> None:
+        try:
+            state = decode_state(blob, AssetState)
+        except Exception as exc:  # msgspec raises several types for corrupt input
+            raise SnapshotError(f"cannot restore {asset}: {exc}") from exc
+        if state.version != STATE_VERSION or state.asset != asset:
+            raise SnapshotError(
+                f"cannot restore {asset}: snapshot is for {state.asset} v{state.version}"
+            )
+        self._assets[asset] = self._new_asset(asset, state)
+
+    def assets(self) -> list[str]:
+        return sorted(self._assets)
+
+    # --- extras for runners, tests and benchmarks ---------------------------------------------
+
+    def drain_dead_letters(self) -> list[DeadLetter]:
+        """Events the engine dropped since the last call (the runner sends them to the DLQ)."""
+        dead, self._dead = self._dead, []
+        return dead
+
+    def coverage(self, asset: str, now_ms: int) -> list[VenueCoverage]:
+        return self._asset(asset).market.coverage(now_ms)
+
+    def asset_engine(self, asset: str) -> AssetEngine:
+        return self._asset(asset)
+
+    # --- internals --------------------------------------------------------------------------
+
+    def _asset(self, asset: str) -> AssetEngine:
+        engine = self._assets.get(asset)
+        if engine is None:
+            engine = self._assets[asset] = self._new_asset(asset, None)
+        return engine
+
+    def _new_asset(self, asset: str, state: AssetState | None) -> AssetEngine:
+        engine = AssetEngine(asset, self.config.for_asset(asset), state)
+        engine.on_stale = self._on_stale
+        if self.metrics is not None:
+            self.metrics.assets.set(len(self._assets) + (asset not in self._assets))
+        return engine
+
+    def _collect(self, engine: AssetEngine, run: list[MarketEvent]) -> None:
+        kind = type(run[0]).__name__
+        dropped = len(engine.dead_letters)
+        if dropped:
+            log.warning("%s: dropped %d %s event(s) (dead-lettered)", engine.asset, dropped, kind)
+            self._dead += engine.dead_letters
+            engine.dead_letters = []
+        if self.metrics is not None:
+            self.metrics.events.labels(kind).inc(len(run) - dropped)
+            if dropped:
+                self.metrics.dropped.labels(kind).inc(dropped)
+
+    def _drop(self, run: list[MarketEvent], reason: str) -> None:
+        kind = type(run[0]).__name__
+        log.warning("dropped %d %s event(s): %s", len(run), kind, reason)
+        self._dead += [dead_letter(e, kind, reason) for e in run]
+        if self.metrics is not None:
+            self.metrics.dropped.labels(kind).inc(len(run))
+
+    def _on_stale(self, asset: str, venue: str, stale: bool) -> None:
+        if self.metrics is not None:
+            self.metrics.venue_stale.labels(asset, venue).set(1 if stale else 0)
+
+    def _count_outputs(self, out: list[Output]) -> None:
+        if self.metrics is None or not out:
+            return
+        for o in out:
+            name = o.kind.value if isinstance(o, Alert) else type(o).__name__
+            self.metrics.outputs.labels(
+                "alert_update" if isinstance(o, AlertUpdate) else name
+            ).inc()
+
+
+def _runs(events: Sequence[MarketEvent]) -> Iterator[tuple[str, list[MarketEvent]]]:
+    """Maximal runs of consecutive events with the same asset and kind (order kept)."""
+    run: list[MarketEvent] = []
+    key: tuple[str, type] | None = None
+    for e in events:
+        k = (e.asset, type(e))
+        if k != key and run:
+            yield run[0].asset, run
+            run = []
+        key = k
+        run.append(e)
+    if run:
+        yield run[0].asset, run

@@ -1,0 +1,49 @@
+"""Liquidations a sampled feed did not show, implied by the fall in open interest.
+
+Binance pushes at most one liquidation per symbol per second, so in a cascade its feed shows a
+small fraction of the notional. Forced closes still reduce open interest. Between two OI
+observations of an instrument on a sampled venue, if the feed showed liquidations of one side
+in at least ``implied_min_seconds`` distinct seconds (the sampler was busy), the part of the OI
+fall not accounted for by the liquidations shown is added to the cascade window as implied
+notional of that side, at the OI observation's time.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from processors.engine.common import FloatArray, IntArray
+
+
+class ForcedTally(msgspec.Struct, kw_only=True):
+    """Liquidations seen on one instrument since its last open-interest observation."""
+
+    usd: list[float] = msgspec.field(default_factory=lambda: [0.0, 0.0])
+    seconds: list[int] = msgspec.field(default_factory=lambda: [0, 0])
+    last_second: list[int] = msgspec.field(default_factory=lambda: [-1, -1])
+
+    @property
+    def total_usd(self) -> float:
+        return self.usd[0] + self.usd[1]
+
+
+def tally(t: ForcedTally, ts: IntArray, side: IntArray, usd: FloatArray) -> None:
+    """Adds a time-sorted run of one instrument's liquidations."""
+    for k in (0, 1):
+        mine = side == k
+        if not mine.any():
+            continue
+        t.usd[k] += float(usd[mine].sum())
+        for sec in sorted({int(x) // 1000 for x in ts[mine]}):
+            if sec != t.last_second[k]:
+                t.seconds[k] += 1
+                t.last_second[k] = sec
+
+
+def implied(t: ForcedTally, raw_delta_usd: float, min_seconds: int) -> tuple[int, float] | None:
+    """(side, USD) the OI fall implies beyond the liquidations shown, if the sampler was busy."""
+    k = 0 if t.seconds[0] >= t.seconds[1] else 1
+    if t.seconds[k] < min_seconds:
+        return None
+    hidden = -raw_delta_usd - t.total_usd
+    return (k, hidden) if hidden > 0 else None

@@ -1,0 +1,120 @@
+"""Market context per asset: reference price, funding, open interest history, venue coverage.
+
+The reference price is the latest mark price from any of the asset's instruments (event time).
+A venue is stale when nothing from it arrived for ``max(stale_factor × cadence, min_stale_ms)``;
+every alert lists each venue with its completeness and staleness, so stale data is never
+presented as fresh.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from liqwatch.schema import Completeness, VenueCoverage
+from processors.engine.config import StalenessConfig
+
+DEFAULT_COMPLETENESS = {
+    "binance": Completeness.SAMPLED,
+    "binance_coinm": Completeness.SAMPLED,
+    "okx": Completeness.PARTIAL,
+}
+OI_SAMPLE_MS = 60_000
+OI_HISTORY_MS = 3_600_000
+
+
+class MarkInfo(msgspec.Struct, kw_only=True):
+    venue: str
+    price: float
+    funding: float | None
+    ts: int
+
+
+class VenueInfo(msgspec.Struct, kw_only=True):
+    last_ts: int
+    completeness: Completeness
+
+
+class MarketState(msgspec.Struct, kw_only=True):
+    price: float = 0.0
+    price_ts: int = 0
+    marks: dict[str, MarkInfo] = msgspec.field(default_factory=dict)
+    venues: dict[str, VenueInfo] = msgspec.field(default_factory=dict)
+    instruments: dict[str, int] = msgspec.field(default_factory=dict)  # instrument → last ts
+    oi_history: list[tuple[int, float]] = msgspec.field(default_factory=list)
+    stale: list[str] = msgspec.field(default_factory=list)
+
+
+class MarketContext:
+    def __init__(self, cfg: StalenessConfig, state: MarketState | None = None) -> None:
+        self.cfg = cfg
+        self.state = state or MarketState()
+
+    def seen(self, venue: str, instrument: str, ts: int, completeness: Completeness | None) -> None:
+        s = self.state
+        info = s.venues.get(venue)
+        if info is None:
+            default = DEFAULT_COMPLETENESS.get(venue, Completeness.COMPLETE)
+            info = s.venues[venue] = VenueInfo(last_ts=ts, completeness=default)
+        info.last_ts = max(info.last_ts, ts)
+        if completeness is not None:
+            info.completeness = completeness
+        s.instruments[instrument] = max(s.instruments.get(instrument, 0), ts)
+
+    def mark(
+        self, venue: str, instrument: str, price: float, funding: float | None, ts: int
+    ) -> None:
+        key = f"{venue}:{instrument}"
+        prev = self.state.marks.get(key)
+        if prev is None or ts >= prev.ts:
+            keep = funding if funding is not None else (prev.funding if prev else None)
+            self.state.marks[key] = MarkInfo(venue=venue, price=price, funding=keep, ts=ts)
+        if ts >= self.state.price_ts:
+            self.state.price, self.state.price_ts = price, ts
+
+    def stale_after_ms(self, venue: str) -> float:
+        cadence = self.cfg.cadence_ms.get(venue, self.cfg.default_cadence_ms)
+        return max(self.cfg.stale_factor * cadence, self.cfg.min_stale_ms)
+
+    def coverage(self, now: int) -> list[VenueCoverage]:
+        return [
+            VenueCoverage(
+                venue=venue,
+                completeness=info.completeness,
+                stale=now - info.last_ts > self.stale_after_ms(venue),
+                staleness_s=max(0, now - info.last_ts) / 1000.0,
+            )
+            for venue, info in sorted(self.state.venues.items())
+        ]
+
+    def stale_changes(self, now: int) -> tuple[list[str], list[str]]:
+        """(newly stale, fresh again) venues since the last call."""
+        stale = sorted(c.venue for c in self.coverage(now) if c.stale)
+        before = set(self.state.stale)
+        self.state.stale = stale
+        return [v for v in stale if v not in before], [v for v in before if v not in stale]
+
+    def fresh_instruments(self, now: int) -> list[str]:
+        horizon = max(self.stale_after_ms(v) for v in self.state.venues) if self.state.venues else 0
+        return sorted(i for i, ts in self.state.instruments.items() if now - ts <= horizon)
+
+    def funding(self, now: int) -> float | None:
+        """Mean latest funding rate over venues that are not stale."""
+        rates = [
+            m.funding
+            for m in self.state.marks.values()
+            if m.funding is not None and now - m.ts <= self.stale_after_ms(m.venue)
+        ]
+        return sum(rates) / len(rates) if rates else None
+
+    def sample_oi(self, now: int, total_usd: float) -> None:
+        history = self.state.oi_history
+        history.append((now, total_usd))
+        while history and history[0][0] < now - OI_HISTORY_MS:
+            history.pop(0)
+
+    def oi_delta(self, now: int, total_usd: float) -> float | None:
+        """Change over the last hour, or since the oldest sample when history is shorter."""
+        history = self.state.oi_history
+        if not history or now - history[0][0] < 5 * OI_SAMPLE_MS:
+            return None
+        return total_usd - history[0][1]

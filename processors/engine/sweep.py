@@ -1,0 +1,182 @@
+"""Sweeps: the mark price crosses a cluster.
+
+A long cluster sits below price and is swept going down: price enters it at its top (near) edge,
+consuming levels, and the sweep happens when price trades below its bottom (far) edge; shorts
+mirror this above price. A sweep is confirmed when realized liquidations of that side were
+observed inside the band (± one bucket) from ``confirm_window_s`` before price entered it to
+``confirm_window_s`` after it crossed, totalling at least
+``max(confirm_min_usd, confirm_share × estimated notional consumed)``. The sweep is reported
+as soon as it is confirmed, or unconfirmed once the confirmation window has passed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import msgspec
+import numpy as np
+
+from liqwatch.schema import Intensity
+from processors.engine.clusters import TIERS
+from processors.engine.common import LONG, FloatArray, IntArray
+from processors.engine.config import SweepConfig
+from processors.engine.estimated import Consumed
+from processors.engine.tracker import ClusterTracker, TrackedCluster
+
+
+class PendingSweep(msgspec.Struct, kw_only=True):
+    cid: str
+    side: int
+    band_lo: float
+    band_hi: float
+    tier: Intensity
+    zscore: float
+    touched_at: int
+    crossed_at: int
+    estimated_usd: float
+    price_before: float
+    price_after: float
+
+
+class SweepState(msgspec.Struct, kw_only=True):
+    pending: list[PendingSweep] = msgspec.field(default_factory=list)
+    # recent realized liquidations (time, placement price, side, USD) for confirmation
+    liq_ts: np.ndarray = msgspec.field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    liq_price: np.ndarray = msgspec.field(default_factory=lambda: np.zeros(0))
+    liq_side: np.ndarray = msgspec.field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    liq_usd: np.ndarray = msgspec.field(default_factory=lambda: np.zeros(0))
+    last_price: float = 0.0
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    sweep: PendingSweep
+    realized_usd: float
+    confirmed: bool
+    ts: int
+
+
+class SweepDetector:
+    def __init__(self, cfg: SweepConfig, bucket_bp: float, state: SweepState | None = None) -> None:
+        self.cfg = cfg
+        self.tol = bucket_bp / 10_000.0
+        self.window_ms = cfg.confirm_window_s * 1000
+        self.state = state or SweepState()
+
+    # --- price ------------------------------------------------------------------------------
+
+    def credit(self, tracker: ClusterTracker, consumed: Consumed) -> None:
+        """Adds the estimated USD that price consumed to the clusters it came from."""
+        for c in tracker.clusters:
+            idx, usd = (
+                (consumed.long_idx, consumed.long_usd)
+                if c.side == LONG
+                else (consumed.short_idx, consumed.short_usd)
+            )
+            if idx.size:
+                inside = (idx >= c.lo) & (idx <= c.hi)
+                c.consumed += float(usd[inside].sum())
+
+    def on_prices(
+        self, ts: IntArray, prices: FloatArray, tracker: ClusterTracker
+    ) -> tuple[list[SweepResult], list[str]]:
+        """Checks a time-sorted run of mark prices; returns finished sweeps and swept cluster ids."""
+        swept: list[str] = []
+        before = self.state.last_price or float(prices[0])
+        for c in list(tracker.clusters):
+            lo, hi = tracker.band(c)
+            if c.side == LONG:
+                inside, crossed = prices < hi, prices < lo
+            else:
+                inside, crossed = prices > lo, prices > hi
+            first_inside = int(ts[int(np.argmax(inside))]) if inside.any() else 0
+            if crossed.any():
+                # consumed either way; only clusters intense enough are reported as sweeps
+                if self._sweepable(c):
+                    touched = c.touched_at or first_inside
+                    crossed_at = int(ts[int(np.argmax(crossed))])
+                    self._pend(c, tracker, touched, crossed_at, before, float(prices[-1]))
+                    swept.append(c.cid)
+                tracker.remove(c.cid)
+                continue
+            c.ever_touched = c.ever_touched or first_inside > 0
+            c.touched_at = (c.touched_at or first_inside) if inside[-1] else 0
+        self.state.last_price = float(prices[-1])
+        return self._resolve(int(ts[-1]), final=False), swept
+
+    def _sweepable(self, c: TrackedCluster) -> bool:
+        return c.tier is not None and TIERS.index(c.tier) >= TIERS.index(self.cfg.min_tier)
+
+    def _pend(
+        self,
+        c: TrackedCluster,
+        tracker: ClusterTracker,
+        touched: int,
+        crossed: int,
+        before: float,
+        after: float,
+    ) -> None:
+        lo, hi = tracker.band(c)
+        self.state.pending.append(
+            PendingSweep(
+                cid=c.cid,
+                side=c.side,
+                band_lo=lo,
+                band_hi=hi,
+                tier=c.tier or Intensity.DIM,
+                zscore=c.peak_z,
+                touched_at=touched,
+                crossed_at=crossed,
+                estimated_usd=c.consumed,
+                price_before=before,
+                price_after=after,
+            )
+        )
+
+    # --- realized confirmation --------------------------------------------------------------
+
+    def on_liquidations(
+        self, ts: IntArray, price: FloatArray, side: IntArray, usd: FloatArray
+    ) -> list[SweepResult]:
+        s = self.state
+        now = int(ts.max())
+        touched = [p.touched_at for p in s.pending]
+        keep_from = min([now - 2 * self.window_ms, *touched]) - self.window_ms
+        s.liq_ts = np.concatenate([s.liq_ts, ts])
+        s.liq_price = np.concatenate([s.liq_price, price])
+        s.liq_side = np.concatenate([s.liq_side, side])
+        s.liq_usd = np.concatenate([s.liq_usd, usd])
+        if s.liq_ts.size and s.liq_ts[0] < keep_from:
+            keep = s.liq_ts >= keep_from
+            s.liq_ts, s.liq_price = s.liq_ts[keep], s.liq_price[keep]
+            s.liq_side, s.liq_usd = s.liq_side[keep], s.liq_usd[keep]
+        return self._resolve(now, final=False) if s.pending else []
+
+    def tick(self, now: int) -> list[SweepResult]:
+        return self._resolve(now, final=True) if self.state.pending else []
+
+    def _resolve(self, now: int, final: bool) -> list[SweepResult]:
+        out: list[SweepResult] = []
+        still: list[PendingSweep] = []
+        for p in self.state.pending:
+            realized = self._realized(p)
+            needed = max(self.cfg.confirm_min_usd, self.cfg.confirm_share * p.estimated_usd)
+            if realized >= needed:
+                out.append(SweepResult(p, realized, True, max(now, p.crossed_at)))
+            elif final and now >= p.crossed_at + self.window_ms:
+                out.append(SweepResult(p, realized, False, now))
+            else:
+                still.append(p)
+        self.state.pending = still
+        return out
+
+    def _realized(self, p: PendingSweep) -> float:
+        s = self.state
+        mask = (
+            (s.liq_side == p.side)
+            & (s.liq_ts >= p.touched_at - self.window_ms)
+            & (s.liq_ts <= p.crossed_at + self.window_ms)
+            & (s.liq_price >= p.band_lo * (1 - self.tol))
+            & (s.liq_price <= p.band_hi * (1 + self.tol))
+        )
+        return float(s.liq_usd[mask].sum())

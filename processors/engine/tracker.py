@@ -1,0 +1,240 @@
+"""Cluster identity over time, and the cluster-shift events traders ask for.
+
+Each evaluation's clusters are matched to the tracked ones by band overlap. Intensity moves with
+hysteresis (``clusters.tier_for``), and a cluster must be missing for ``miss_evals`` evaluations
+before it counts as gone, so nothing flaps. Shift events, for clusters within ``reach_pct`` of
+price that price has not entered:
+
+* formed: a cluster reaches bright (announced once);
+* grew / faded: an announced cluster moves up / down an intensity tier;
+* dissolved: an announced cluster disappears, or falls below ``dissolve_ratio`` of its peak
+  notional, without price having entered it (it must reach bright again to re-form);
+* moved: the side's dominant cluster (largest notional, at least medium) is replaced by a
+  non-overlapping one holding ``dominant_margin`` × the old one's notional.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import msgspec
+from msgspec.structs import replace as copy
+
+from liqwatch.schema import Intensity
+from processors.engine.clusters import TIERS, RawCluster, tier_for
+from processors.engine.common import LONG, FloatArray
+from processors.engine.config import ClusterConfig
+from processors.engine.grid import PriceGrid
+
+
+class TrackedCluster(msgspec.Struct, kw_only=True):
+    cid: str
+    side: int
+    lo: int  # global bucket indices, inclusive
+    hi: int
+    notional: float
+    peak_z: float
+    tier: Intensity | None
+    first_seen: int
+    last_seen: int
+    misses: int = 0
+    announced: bool = False
+    touched_at: int = 0  # price inside the band since (0: not inside)
+    ever_touched: bool = False
+    consumed: float = 0.0  # estimated USD consumed by price inside the band
+    # once announced, the band is held fixed so its notional is measured on the same buckets
+    band_lo: int = 0
+    band_hi: int = 0
+    band_usd: float = 0.0
+    peak_usd: float = 0.0
+    retired: bool = False  # dissolved: never announced again (a new cluster may form there)
+
+
+class TrackerState(msgspec.Struct, kw_only=True):
+    clusters: list[TrackedCluster] = msgspec.field(default_factory=list)
+    dominant: list[str] = msgspec.field(default_factory=lambda: ["", ""])
+
+
+@dataclass(frozen=True)
+class ShiftEvent:
+    subkind: str  # formed | grew | faded | dissolved | moved
+    cluster: TrackedCluster
+    ts: int
+    previous_tier: Intensity | None = None
+    moved_from: tuple[float, float] | None = None
+
+
+class ClusterTracker:
+    def __init__(
+        self, cfg: ClusterConfig, grid: PriceGrid, state: TrackerState | None = None
+    ) -> None:
+        self.cfg = cfg
+        self.grid = grid
+        self.state = state or TrackerState()
+
+    @property
+    def clusters(self) -> list[TrackedCluster]:
+        return self.state.clusters
+
+    def band(self, c: TrackedCluster) -> tuple[float, float]:
+        return (
+            self.grid.lower_edge(c.lo - self.grid.offset),
+            self.grid.upper_edge(c.hi - self.grid.offset),
+        )
+
+    def near_edge(self, c: TrackedCluster) -> float:
+        lo, hi = self.band(c)
+        return hi if c.side == LONG else lo
+
+    def far_edge(self, c: TrackedCluster) -> float:
+        lo, hi = self.band(c)
+        return lo if c.side == LONG else hi
+
+    def distance_pct(self, c: TrackedCluster, price: float) -> float:
+        """How far price still has to travel to the near edge, in % (≤ 0 once inside)."""
+        near = self.near_edge(c)
+        gap = price - near if c.side == LONG else near - price
+        return gap / price * 100.0
+
+    def in_reach(self, c: TrackedCluster, price: float) -> bool:
+        return self.distance_pct(c, price) <= self.cfg.reach_pct
+
+    # --- evaluation -------------------------------------------------------------------------
+
+    def update(
+        self, raws: list[RawCluster], now: int, price: float, density: FloatArray
+    ) -> list[ShiftEvent]:
+        """Matches this evaluation's clusters; ``density`` is the (side, bucket) layer."""
+        events: list[ShiftEvent] = []
+        seen: set[str] = set()
+        for raw in sorted(raws, key=lambda r: (-r.notional, r.side, r.lo)):
+            match = self._match(raw, seen)
+            if match is None:
+                match = self._new(raw, now)
+            elif match.touched_at == 0:
+                events += self._refresh(match, raw, now, price)
+            seen.add(match.cid)
+        events += self._age(seen, now, density)
+        events += self._dissolved(now, density)
+        events += self._dominance(now, price)
+        return events
+
+    def _match(self, raw: RawCluster, seen: set[str]) -> TrackedCluster | None:
+        best, best_overlap = None, 0
+        for c in self.state.clusters:
+            if c.side != raw.side or c.cid in seen:
+                continue
+            overlap = min(c.hi, raw.hi) - max(c.lo, raw.lo) + 2  # touching bands match too
+            if overlap > best_overlap:
+                best, best_overlap = c, overlap
+        return best
+
+    def _new(self, raw: RawCluster, now: int) -> TrackedCluster:
+        side = "long" if raw.side == LONG else "short"
+        c = TrackedCluster(
+            cid=f"{side}-{now}-{raw.lo}",
+            side=raw.side,
+            lo=raw.lo,
+            hi=raw.hi,
+            notional=raw.notional,
+            peak_z=raw.peak_z,
+            tier=tier_for(raw.peak_z, None, self.cfg),
+            first_seen=now,
+            last_seen=now,
+        )
+        self.state.clusters.append(c)
+        return c
+
+    def _refresh(
+        self, c: TrackedCluster, raw: RawCluster, now: int, price: float
+    ) -> list[ShiftEvent]:
+        before = c.tier
+        c.lo, c.hi, c.notional, c.peak_z = raw.lo, raw.hi, raw.notional, raw.peak_z
+        c.tier = tier_for(raw.peak_z, c.tier, self.cfg)
+        c.last_seen = now
+        c.misses = 0 if c.tier is not None else c.misses
+        if c.tier is None or c.ever_touched or not self.in_reach(c, price):
+            return []
+        if not c.announced:
+            if c.tier is Intensity.BRIGHT and not c.retired:
+                c.announced = True
+                c.band_lo, c.band_hi = c.lo, c.hi
+                c.band_usd = c.peak_usd = c.notional
+                return [ShiftEvent("formed", copy(c), now)]
+            return []
+        if before is not None and c.tier != before:
+            grew = TIERS.index(c.tier) > TIERS.index(before)
+            return [ShiftEvent("grew" if grew else "faded", copy(c), now, previous_tier=before)]
+        return []
+
+    def _age(self, seen: set[str], now: int, density: FloatArray) -> list[ShiftEvent]:
+        keep: list[TrackedCluster] = []
+        gone: list[TrackedCluster] = []
+        for c in self.state.clusters:
+            if c.touched_at:
+                keep.append(c)  # price is inside: only a sweep or an exit resolves it
+                continue
+            if c.cid not in seen or c.tier is None:
+                c.misses += 1
+            (keep if c.misses <= self.cfg.miss_evals else gone).append(c)
+        self.state.clusters = keep
+        # an announced cluster no longer detected is dissolved only if its band really emptied
+        return [
+            ShiftEvent("dissolved", copy(c), now)
+            for c in gone
+            if c.announced and not c.ever_touched and self._emptied(c, density)
+        ]
+
+    def _dissolved(self, now: int, density: FloatArray) -> list[ShiftEvent]:
+        events: list[ShiftEvent] = []
+        for c in self.state.clusters:
+            if c.announced and not c.ever_touched and not c.touched_at and self._emptied(c, density):
+                c.announced, c.retired = False, True
+                events.append(ShiftEvent("dissolved", copy(c), now))
+        return events
+
+    def _emptied(self, c: TrackedCluster, density: FloatArray) -> bool:
+        """Measures the announced band; True once below ``dissolve_ratio`` × its peak."""
+        lo = max(c.band_lo - self.grid.offset, 0)
+        hi = min(c.band_hi - self.grid.offset + 1, density.shape[-1])
+        c.band_usd = float(density[c.side, lo:hi].sum()) if hi > lo else 0.0
+        c.peak_usd = max(c.peak_usd, c.band_usd)
+        return c.band_usd < self.cfg.dissolve_ratio * c.peak_usd
+
+    def _dominance(self, now: int, price: float) -> list[ShiftEvent]:
+        events: list[ShiftEvent] = []
+        for side in (0, 1):
+            candidates = [
+                c
+                for c in self.state.clusters
+                if c.side == side
+                and c.tier in (Intensity.MEDIUM, Intensity.BRIGHT)
+                and not c.ever_touched
+                and self.in_reach(c, price)
+            ]
+            if not candidates:
+                self.state.dominant[side] = ""
+                continue
+            best = max(candidates, key=lambda c: (c.notional, -c.lo))
+            current = next((c for c in candidates if c.cid == self.state.dominant[side]), None)
+            if current is None:
+                old = self.state.dominant[side]
+                self.state.dominant[side] = best.cid
+                if old and (gone := self._find(old)) is not None:
+                    events += self._moved(best, gone, now)
+                continue
+            if best is not current and best.notional >= self.cfg.dominant_margin * current.notional:
+                self.state.dominant[side] = best.cid
+                events += self._moved(best, current, now)
+        return events
+
+    def _moved(self, new: TrackedCluster, old: TrackedCluster, now: int) -> list[ShiftEvent]:
+        if new.lo <= old.hi and old.lo <= new.hi:
+            return []
+        return [ShiftEvent("moved", copy(new), now, moved_from=self.band(old))]
+
+    def _find(self, cid: str) -> TrackedCluster | None:
+        return next((c for c in self.state.clusters if c.cid == cid), None)
+
+    def remove(self, cid: str) -> None:
+        self.state.clusters = [c for c in self.state.clusters if c.cid != cid]

@@ -1,0 +1,247 @@
+"""The worker's processing loop without the framework: merge, engine, outputs, snapshots, acks.
+
+The Faust wiring (``processors/worker.py``) hands every source message to ``on_message`` and
+calls ``on_tick`` periodically. Order of durability, so that a crash anywhere loses nothing:
+
+1. envelopes are released by the merge (``processors/merge.py``) and processed; outputs go to
+   the producer buffer at once;
+2. when a snapshot is due, the producer is flushed first (every output of the processed
+   envelopes is on the broker), then the per-asset snapshots are written to the state table;
+3. only then are the processed envelopes acked; Faust flushes the producer (the snapshots)
+   before it commits those offsets.
+
+After a crash the worker resumes at the committed offsets (at or before the snapshot), skips
+envelopes the restored snapshot already reflects and re-emits the outputs of the rest: the
+same alert ids with the same content (the engine is deterministic), deduplicated downstream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from liqwatch import codec
+from liqwatch.schema import Alert, AlertUpdate, DeadLetter, Envelope
+from processors.merge import FIRST, CaughtUp, PartitionMerge, Pending
+from processors.metrics import WorkerMetrics
+from processors.runner import EngineRunner, Output, foreign_events
+
+log = logging.getLogger(__name__)
+
+MAX_RAW_CHARS = 64 * 1024  # a dead letter keeps at most this much of a huge message
+
+
+class SourceMessage(Protocol):
+    """What the pump needs of a Kafka message (Faust's Event has these through .message)."""
+
+    @property
+    def topic(self) -> str: ...
+
+    @property
+    def partition(self) -> int: ...
+
+    @property
+    def offset(self) -> int: ...
+
+    @property
+    def value(self) -> bytes | None: ...
+
+
+@dataclass(frozen=True)
+class Ports:
+    """The framework-facing operations, injected by the wiring."""
+
+    send_signal: Callable[[bytes, bytes], object]  # (key, value) into the producer buffer
+    send_alert: Callable[[bytes, bytes], object]
+    send_dead_letter: Callable[[bytes, bytes], object]
+    flush: Callable[[], Awaitable[None]]  # wait until everything buffered is on the broker
+    ack: Callable[[Any], Awaitable[None]]  # ack one source event (its offset may be committed)
+    caught_up: CaughtUp
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    event: Any  # the framework's event, acked once a snapshot covers it
+    partition: int
+    envelope: Envelope | None
+    error: str = ""
+    raw: bytes = b""  # kept only for what goes to the dead-letter topic
+
+
+class Pump:
+    def __init__(
+        self,
+        runner: EngineRunner,
+        merge: PartitionMerge[_Item],
+        *,
+        state: Any,  # MutableMapping[bytes, bytes]: the Faust table
+        ports: Ports,
+        metrics: WorkerMetrics,
+        snapshot_interval_s: float,
+    ) -> None:
+        self.runner = runner
+        self.merge = merge
+        self.state = state
+        self.ports = ports
+        self.metrics = metrics
+        self.snapshot_interval_s = snapshot_interval_s
+        self._lock = asyncio.Lock()
+        self._held: list[_Item] = []
+        self._partition_of: dict[str, int] = {}  # assets restored (or found new) → partition
+        self._last_save = time.monotonic()
+
+    # --- entry points ---------------------------------------------------------------------
+
+    async def on_message(self, event: Any, message: SourceMessage) -> None:
+        async with self._lock:
+            self.merge.add(_pending(event, message))
+            self._drain()
+            await self._maybe_save()
+
+    async def on_tick(self) -> None:
+        async with self._lock:
+            self._drain()
+            await self._maybe_save()
+
+    async def save_now(self) -> None:
+        async with self._lock:
+            self._drain()
+            await self._save()
+
+    async def reset(self, partitions: Iterable[int]) -> None:
+        """Partitions were revoked: drop their queued envelopes and unsaved progress.
+
+        Faust seeks every assigned partition back to its committed offset after a rebalance,
+        so what was processed and not saved is read again and reprocessed from the snapshot.
+        """
+        parts = set(partitions)
+        async with self._lock:
+            self.merge.forget(parts)
+            self._held = [i for i in self._held if i.partition not in parts]
+            gone = {a for a, p in self._partition_of.items() if p in parts}
+            self.runner.forget(gone)
+            for asset in gone:
+                del self._partition_of[asset]
+            self.metrics.rebalances.inc()
+            self._gauges()
+
+    @property
+    def held(self) -> int:
+        return len(self._held)
+
+    # --- merge → engine → outputs ---------------------------------------------------------
+
+    def _drain(self) -> None:
+        for pending in self.merge.release(self.ports.caught_up):
+            self._held.append(pending.item)
+            self._handle(pending)
+        self._gauges()
+
+    def _handle(self, pending: Pending[_Item]) -> None:
+        item = pending.item
+        envelope = item.envelope
+        if envelope is None:
+            self._dead_letter(pending.topic, item.error, item.raw)
+            return
+        self._maybe_restore(envelope.asset, pending.partition)
+        if self.runner.already_reflected(
+            envelope.asset, pending.topic, pending.partition, pending.offset
+        ):
+            self.metrics.skipped.inc()
+            return
+        stray = foreign_events(envelope)
+        if stray:
+            reason = f"envelope for {envelope.asset} carries events of another asset"
+            self._dead_letter(pending.topic, reason, codec.encode(envelope))
+            return
+        started = time.perf_counter()
+        outputs = self.runner.handle(envelope, pending.topic, pending.partition, pending.offset)
+        self.metrics.process_seconds.observe(time.perf_counter() - started)
+        self.metrics.envelopes.inc()
+        self.metrics.events.labels(envelope.kind.value).inc(len(envelope.events))
+        key = envelope.asset.encode()
+        for out in outputs:
+            self._emit(key, out)
+        for dead in self.runner.dead_letters():
+            self._send_dead_letter(dead)
+
+    def _emit(self, key: bytes, out: Output) -> None:
+        value = codec.encode(out)
+        if isinstance(out, Alert):
+            self.metrics.alerts.labels(out.kind.value).inc()
+            self.ports.send_alert(key, value)
+        elif isinstance(out, AlertUpdate):
+            self.metrics.alerts.labels("update").inc()
+            self.ports.send_alert(key, value)
+        else:
+            self.metrics.signals.labels(type(out).__name__).inc()
+            self.ports.send_signal(key, value)
+
+    def _dead_letter(self, topic: str, reason: str, raw: bytes) -> None:
+        text = raw.decode("utf-8", "replace")
+        log.warning("dead-lettered a message from %s: %s", topic, reason)
+        dead = DeadLetter(
+            source="worker",
+            venue="",
+            channel=topic,
+            reason=reason,
+            raw=text[:MAX_RAW_CHARS],
+            ts_recv=int(time.time() * 1000),
+        )
+        self._send_dead_letter(dead)
+
+    def _send_dead_letter(self, dead: DeadLetter) -> None:
+        self.metrics.dead_letters.labels(dead.source).inc()
+        self.ports.send_dead_letter(dead.venue.encode(), codec.encode(dead))
+
+    def _maybe_restore(self, asset: str, partition: int) -> None:
+        if asset in self._partition_of:
+            return
+        self._partition_of[asset] = partition
+        saved = self.state.get(asset.encode())
+        if saved:
+            self.runner.restore(asset, saved)
+            self.metrics.restores.inc()
+            log.info("restored engine state for %s", asset)
+
+    # --- snapshots and acks ---------------------------------------------------------------
+
+    async def _maybe_save(self) -> None:
+        if time.monotonic() - self._last_save < self.snapshot_interval_s:
+            return
+        await self._save()
+
+    async def _save(self) -> None:
+        self._last_save = time.monotonic()
+        if not self._held and not self.runner.dirty:
+            return
+        started = time.perf_counter()
+        await self.ports.flush()  # outputs first: the snapshot makes their inputs skippable
+        snaps = self.runner.take_snapshots()
+        for asset, blob in snaps.items():
+            self.state[asset.encode()] = blob
+        held, self._held = self._held, []
+        for item in held:  # no await suspends in here: Faust never commits half of a save
+            await self.ports.ack(item.event)
+        self.metrics.snapshots.inc(len(snaps))
+        self.metrics.snapshot_seconds.observe(time.perf_counter() - started)
+        self._gauges()
+
+    def _gauges(self) -> None:
+        self.metrics.merge_buffered.set(self.merge.buffered)
+        self.metrics.unacked.set(len(self._held))
+
+
+def _pending(event: Any, message: SourceMessage) -> Pending[_Item]:
+    raw = message.value or b""
+    try:
+        envelope = codec.envelope_decoder.decode(raw)
+    except (codec.DecodeError, codec.ValidationError) as exc:
+        item = _Item(event, message.partition, None, f"bad envelope: {exc}", raw)
+        return Pending(FIRST, message.topic, message.partition, message.offset, item)
+    item = _Item(event, message.partition, envelope)
+    return Pending(envelope.ts_flush, message.topic, message.partition, message.offset, item)

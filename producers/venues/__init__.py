@@ -1,0 +1,1 @@
+"""One module per venue family: frame parsers (``ADAPTER``) and live protocol (``PROTOCOL``)."""

@@ -1,0 +1,96 @@
+"""Helpers every venue parser uses: typed numbers, decoding, ids, instrument lookup.
+
+Numbers are decoded by msgspec in lax mode (venues send most numbers as strings), with
+constraints that reject NaN, infinities, negative sizes and seconds-for-milliseconds mistakes
+in C, before any Python code sees the frame.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import math
+from typing import Annotated, Any, TypeVar
+
+import msgspec
+
+from liqwatch.schema import Venue
+from producers.base import IgnoredFrame, ParseContext
+from producers.errors import BadJsonError, SchemaError, UnknownInstrumentError
+from producers.instruments import Instrument
+
+T = TypeVar("T")
+
+# finite and physical: a price or size is > 0 and below anything real (NaN/inf fail the bounds)
+Positive = Annotated[float, msgspec.Meta(gt=0.0, le=1e18)]
+NonNegative = Annotated[float, msgspec.Meta(ge=0.0, le=1e18)]
+Rate = Annotated[float, msgspec.Meta(ge=-1e3, le=1e3)]
+# ms since the epoch between 2001 and 2286: a seconds or microseconds value fails
+TsMs = Annotated[int, msgspec.Meta(ge=1_000_000_000_000, lt=10_000_000_000_000)]
+
+CONTROL_CHANNEL = "control"  # frames that carry no channel: acks, pongs, heartbeats
+PONG = b"pong"
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def decoder(type_: type[T]) -> msgspec.json.Decoder[T]:
+    return msgspec.json.Decoder(type_, strict=False)
+
+
+def decode(dec: msgspec.json.Decoder[T], frame: bytes) -> T:
+    try:
+        return dec.decode(frame)
+    except msgspec.ValidationError as exc:
+        raise SchemaError(str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise BadJsonError(str(exc)) from None
+    except UnicodeDecodeError as exc:
+        raise BadJsonError(f"not UTF-8: {exc}") from None
+
+
+def decode_any(frame: bytes) -> Any:
+    try:
+        return msgspec.json.decode(frame)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise BadJsonError(str(exc)) from None
+
+
+def hashed_id(text: str) -> str:
+    """A short, stable id from the identifying content of an event (replays give the same id)."""
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+def lookup(ctx: ParseContext, venue: Venue, symbol: str) -> Instrument:
+    inst: Instrument | None = ctx.instruments.symbols(venue).get(symbol)
+    if inst is None:
+        raise UnknownInstrumentError(f"unknown instrument {symbol!r} on {venue}")
+    return inst
+
+
+def ignore_pong(frame: bytes) -> None:
+    if frame == PONG:
+        raise IgnoredFrame("pong")
+
+
+def opt_float(text: str) -> float | None:
+    """Venues send "" for an absent number (Binance COIN-M delivery funding)."""
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise SchemaError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise SchemaError(f"not a finite number: {text!r}")
+    return value
+
+
+def iso_ms(text: str) -> int:
+    """ms since the epoch of an ISO-8601 time (BitMEX ``2025-10-10T21:05:12.000Z``)."""
+    try:
+        stamp = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise SchemaError(f"not an ISO time: {text!r}") from None
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=dt.UTC)
+    return (stamp - EPOCH) // dt.timedelta(milliseconds=1)

@@ -1,0 +1,279 @@
+"""Binance USDⓈ-M futures: ``forceOrder`` liquidations, ``markPriceUpdate``, REST open interest.
+
+Side: ``o.S`` is the side of the liquidation ORDER: SELL closes (liquidates) a long, BUY a short.
+Units: ``q`` is base units for USDⓈ-M; COIN-M (``binance_coinm``) sends contracts, converted by
+the instrument's contract size in USD. Completeness ``sampled``: Binance pushes at most the
+latest liquidation per symbol per 1000 ms. ``ts_event`` is the order trade time ``o.T``.
+The same frame shapes serve COIN-M, so ``make_parser`` builds both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NoReturn
+
+import msgspec
+
+from liqwatch.schema import Completeness, Liquidation, MarketEvent, Side, Venue
+from producers.base import IgnoredFrame, ParseContext, ParseFn, VenueAdapter
+from producers.errors import InvalidValueError, SchemaError, UnknownChannelError, VenueReplyError
+from producers.venues._common import (
+    CONTROL_CHANNEL,
+    NonNegative,
+    Positive,
+    TsMs,
+    decode,
+    decoder,
+    hashed_id,
+    lookup,
+    opt_float,
+)
+from producers.venues._state import emit_mark, emit_open_interest
+
+FORCE_ORDER_ALL = "!forceOrder@arr"
+MARK_PRICE_ALL = "!markPrice@arr@1s"
+OPEN_INTEREST_PATH = "/fapi/v1/openInterest"
+SIDES = {"SELL": Side.LONG, "BUY": Side.SHORT}
+
+
+class _Error(msgspec.Struct):
+    code: int | str = 0
+    msg: str = ""
+
+
+class _Order(msgspec.Struct):
+    s: str
+    S: str
+    q: Positive
+    p: Positive
+    T: TsMs
+    ap: NonNegative = 0.0
+
+
+class _ForceOrder(msgspec.Struct):
+    e: str
+    o: _Order
+
+
+class _ForceOrderMsg(msgspec.Struct):
+    """A bare ``forceOrder`` event, the combined-stream wrapper, or a reply to a request."""
+
+    e: str | None = None
+    o: _Order | None = None
+    stream: str | None = None
+    data: _ForceOrder | None = None
+    id: int | str | None = None
+    error: _Error | None = None
+    code: int | None = None
+    msg: str = ""
+
+
+class _Mark(msgspec.Struct):
+    e: str
+    E: TsMs
+    s: str
+    p: Positive
+    i: str = ""
+    r: str = ""  # "" for COIN-M delivery contracts
+    T: int = 0  # next funding time; 0 when none
+
+
+class _MarkMsg(msgspec.Struct):
+    """A bare ``markPriceUpdate`` (fields inline), the wrapper, or a reply to a request."""
+
+    e: str | None = None
+    E: TsMs | None = None
+    s: str | None = None
+    p: Positive | None = None
+    i: str = ""
+    r: str = ""
+    T: int = 0
+    stream: str | None = None
+    data: list[_Mark] | _Mark | None = None
+    id: int | str | None = None
+    error: _Error | None = None
+    code: int | None = None
+    msg: str = ""
+
+
+class _OpenInterest(msgspec.Struct, rename="camel"):
+    open_interest: NonNegative | None = None
+    symbol: str | None = None
+    time: TsMs | None = None
+    code: int | None = None
+    msg: str = ""
+
+
+class _Control(msgspec.Struct):
+    id: int | str | None = None
+    error: _Error | None = None
+    code: int | None = None
+    msg: str = ""
+
+
+_Reply = _ForceOrderMsg | _MarkMsg | _Control
+
+
+_FORCE_ORDER = decoder(_ForceOrderMsg)
+_MARKS: msgspec.json.Decoder[list[_Mark] | _MarkMsg] = msgspec.json.Decoder(
+    list[_Mark] | _MarkMsg,
+    strict=False,
+)
+_OPEN_INTEREST = decoder(_OpenInterest)
+_CONTROL = decoder(_Control)
+
+
+def _reply(msg: _Reply) -> NoReturn:
+    """A frame without an event: a reply to our request, an error, or a malformed frame."""
+    if msg.error is not None:
+        raise VenueReplyError(f"{msg.error.code} {msg.error.msg}")
+    if msg.code is not None:  # {"code": 0, "msg": "Unknown property", "id": 1}
+        raise VenueReplyError(f"{msg.code} {msg.msg}")
+    if msg.id is not None:
+        raise IgnoredFrame("request reply")
+    raise SchemaError("no event in frame")
+
+
+def _liquidation(venue: Venue, order: _Order, ts_recv: int, ctx: ParseContext) -> Liquidation:
+    side = SIDES.get(order.S)
+    if side is None:
+        raise InvalidValueError(f"unknown order side {order.S!r}")
+    symbol = order.s
+    inst = lookup(ctx, venue, symbol)
+    price = order.p
+    base, usd = inst.value(order.q, price)
+    return Liquidation(
+        venue=venue,
+        symbol=symbol,
+        instrument=inst.instrument,
+        asset=inst.asset,
+        side=side,
+        price=price,
+        avg_price=order.ap or None,
+        qty=base,
+        notional_usd=usd,
+        completeness=Completeness.SAMPLED,
+        ts_event=order.T,
+        ts_recv=ts_recv,
+        event_id=hashed_id(f"{venue}|{symbol}|{order.T}|{order.S}|{price!r}|{order.q!r}"),
+    )
+
+
+def _force_orders(venue: Venue, frame: bytes, ts_recv: int, ctx: ParseContext) -> list[MarketEvent]:
+    msg = decode(_FORCE_ORDER, frame)
+    order, kind = msg.o, msg.e
+    if order is None:
+        if msg.data is None:
+            _reply(msg)
+        order, kind = msg.data.o, msg.data.e
+    if kind != "forceOrder":
+        raise InvalidValueError(f"event type {kind!r} on a forceOrder stream")
+    return [_liquidation(venue, order, ts_recv, ctx)]
+
+
+def _mark_events(venue: Venue, mark: _Mark, ts_recv: int, ctx: ParseContext) -> list[MarketEvent]:
+    if mark.e != "markPriceUpdate":
+        raise InvalidValueError(f"event type {mark.e!r} on a markPrice stream")
+    inst = lookup(ctx, venue, mark.s)
+    return emit_mark(
+        ctx,
+        inst,
+        mark.p,
+        ts_event=mark.E,
+        ts_recv=ts_recv,
+        index=opt_float(mark.i),
+        funding=opt_float(mark.r),
+        next_funding=mark.T or None,
+    )
+
+
+def _inline_mark(msg: _MarkMsg) -> _Mark:
+    if msg.e is None or msg.E is None or msg.s is None or msg.p is None:
+        _reply(msg)
+    return _Mark(e=msg.e, E=msg.E, s=msg.s, p=msg.p, i=msg.i, r=msg.r, T=msg.T)
+
+
+def _mark_prices(venue: Venue, frame: bytes, ts_recv: int, ctx: ParseContext) -> list[MarketEvent]:
+    msg = decode(_MARKS, frame)
+    if isinstance(msg, _MarkMsg):
+        data = msg.data if msg.data is not None else _inline_mark(msg)
+    else:
+        data = msg
+    marks = data if isinstance(data, list) else [data]
+    out: list[MarketEvent] = []
+    for mark in marks:
+        out.extend(_mark_events(venue, mark, ts_recv, ctx))
+    return out
+
+
+def _open_interest(
+    venue: Venue, frame: bytes, ts_recv: int, ctx: ParseContext
+) -> list[MarketEvent]:
+    msg = decode(_OPEN_INTEREST, frame)
+    if msg.code is not None and msg.open_interest is None:
+        raise VenueReplyError(f"{msg.code} {msg.msg}")
+    if msg.open_interest is None or msg.symbol is None or msg.time is None:
+        raise SchemaError("open interest needs open_interest, symbol and time")
+    inst = lookup(ctx, venue, msg.symbol)
+    return emit_open_interest(ctx, inst, msg.open_interest, msg.time, ts_recv)
+
+
+def _control(frame: bytes) -> NoReturn:
+    _reply(decode(_CONTROL, frame))
+
+
+def make_parser(venue: Venue, open_interest_path: str) -> ParseFn:
+    def parse(channel: str, frame: bytes, ts_recv: int, ctx: ParseContext) -> list[MarketEvent]:
+        if channel == FORCE_ORDER_ALL or channel.endswith("@forceOrder"):
+            return _force_orders(venue, frame, ts_recv, ctx)
+        if "markPrice" in channel:
+            return _mark_prices(venue, frame, ts_recv, ctx)
+        if channel == open_interest_path:
+            return _open_interest(venue, frame, ts_recv, ctx)
+        if channel == CONTROL_CHANNEL:
+            _control(frame)
+        raise UnknownChannelError(f"{venue} has no channel {channel!r}")
+
+    return parse
+
+
+class _Probe(msgspec.Struct, rename="camel"):
+    stream: str | None = None
+    e: str | None = None
+    s: str | None = None
+    open_interest: object = None
+    id: object = None
+    code: object = None  # an error reply, to a websocket request or a REST poll
+
+
+_PROBE: msgspec.json.Decoder[list[object] | _Probe] = msgspec.json.Decoder(list[object] | _Probe)
+
+
+def make_channel_inferrer(open_interest_path: str) -> Callable[[bytes], str | None]:
+    """The channel a bare frame came from (for ``liqwatch parse`` and the live runner)."""
+
+    def infer(frame: bytes) -> str | None:
+        try:
+            probe = _PROBE.decode(frame)
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            return None
+        if isinstance(probe, list):
+            return MARK_PRICE_ALL
+        if probe.stream is not None:
+            return probe.stream
+        if probe.e == "forceOrder":
+            return FORCE_ORDER_ALL
+        if probe.e == "markPriceUpdate" and probe.s:
+            return f"{probe.s.lower()}@markPrice@1s"
+        if probe.open_interest is not None:
+            return open_interest_path
+        replied = probe.id is not None or probe.code is not None
+        return CONTROL_CHANNEL if replied else None
+
+    return infer
+
+
+parse = make_parser(Venue.BINANCE, OPEN_INTEREST_PATH)
+infer_channel = make_channel_inferrer(OPEN_INTEREST_PATH)
+
+ADAPTER = VenueAdapter(venue=Venue.BINANCE, completeness=Completeness.SAMPLED, parse=parse)

@@ -1,0 +1,243 @@
+"""Bybit v5 (linear and inverse): ``allLiquidation.<SYM>`` and ``tickers.<SYM>``.
+
+Side: ``S`` is the POSITION side (opposite to Binance): ``Buy`` = a long was liquidated.
+Units: ``v`` is base units for linear contracts and USD for inverse ones (the instrument's
+contract unit says which). ``p`` is the bankruptcy price. Completeness ``complete`` (every
+liquidation, pushed every 500 ms). ``ts_event`` is the liquidation time ``T``.
+Tickers come as a snapshot then deltas that omit unchanged fields; the merged view per symbol
+lives in ``ctx.state`` and mark price / open interest are emitted from it.
+"""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+import msgspec
+
+from liqwatch.schema import Completeness, Liquidation, MarketEvent, Side, Venue
+from producers.base import IgnoredFrame, ParseContext, VenueAdapter
+from producers.errors import (
+    InvalidValueError,
+    SchemaError,
+    StateError,
+    UnknownChannelError,
+    VenueReplyError,
+)
+from producers.venues._common import (
+    CONTROL_CHANNEL,
+    Positive,
+    TsMs,
+    decode,
+    decoder,
+    hashed_id,
+    lookup,
+    opt_float,
+)
+from producers.venues._state import emit_mark, emit_open_interest
+
+VENUE = Venue.BYBIT
+LIQUIDATION_PREFIX = "allLiquidation."
+TICKERS_PREFIX = "tickers."
+TICKERS_STATE_KEY = "bybit_tickers"
+SIDES = {"Buy": Side.LONG, "Sell": Side.SHORT}
+
+
+class _Liq(msgspec.Struct):
+    T: TsMs
+    s: str
+    S: str
+    v: Positive
+    p: Positive
+
+
+class _LiqMsg(msgspec.Struct):
+    topic: str | None = None
+    data: list[_Liq] | None = None
+    op: str | None = None
+    success: bool | None = None
+    ret_msg: str = ""
+
+
+class _Ticker(msgspec.Struct, rename="camel"):
+    # strings: Bybit sends "" for fields that do not apply (funding of dated futures)
+    symbol: str
+    mark_price: str | None = None
+    index_price: str | None = None
+    open_interest: str | None = None
+    funding_rate: str | None = None
+    next_funding_time: str | None = None
+
+
+class _TickerMsg(msgspec.Struct):
+    topic: str | None = None
+    type: str | None = None
+    ts: TsMs | None = None
+    data: _Ticker | None = None
+    op: str | None = None
+    success: bool | None = None
+    ret_msg: str = ""
+
+
+class _Control(msgspec.Struct):
+    op: str | None = None
+    success: bool | None = None
+    ret_msg: str = ""
+
+
+class TickerView:
+    """The merged ticker of one symbol (snapshot plus every delta since)."""
+
+    __slots__ = ("funding", "index", "mark", "next_funding", "open_interest")
+
+    def __init__(self) -> None:
+        self.mark: float | None = None
+        self.index: float | None = None
+        self.open_interest: float | None = None
+        self.funding: float | None = None
+        self.next_funding: int | None = None
+
+
+_LIQUIDATIONS = decoder(_LiqMsg)
+_TICKERS = decoder(_TickerMsg)
+_CONTROL = decoder(_Control)
+
+
+def _reply(op: str | None, success: bool | None, ret_msg: str) -> NoReturn:
+    if op is None:
+        raise SchemaError("no topic and no op: not a Bybit frame")
+    if success is False:
+        raise VenueReplyError(f"{op}: {ret_msg}")
+    raise IgnoredFrame(op)
+
+
+def _liquidation(liq: _Liq, ts_recv: int, ctx: ParseContext) -> Liquidation:
+    side = SIDES.get(liq.S)
+    if side is None:
+        raise InvalidValueError(f"unknown position side {liq.S!r}")
+    symbol = liq.s
+    inst = lookup(ctx, VENUE, symbol)
+    price = liq.p
+    base, usd = inst.value(liq.v, price)
+    return Liquidation(
+        venue=VENUE,
+        symbol=symbol,
+        instrument=inst.instrument,
+        asset=inst.asset,
+        side=side,
+        price=price,
+        qty=base,
+        notional_usd=usd,
+        completeness=Completeness.COMPLETE,
+        ts_event=liq.T,
+        ts_recv=ts_recv,
+        event_id=hashed_id(f"bybit|{symbol}|{liq.T}|{liq.S}|{price!r}|{liq.v!r}"),
+    )
+
+
+def _liquidations(channel: str, frame: bytes, ts_recv: int, ctx: ParseContext) -> list[MarketEvent]:
+    msg = decode(_LIQUIDATIONS, frame)
+    if msg.topic is None or msg.data is None:
+        _reply(msg.op, msg.success, msg.ret_msg)
+    if msg.topic != channel:
+        raise InvalidValueError(f"topic {msg.topic!r} on channel {channel!r}")
+    return [_liquidation(liq, ts_recv, ctx) for liq in msg.data]
+
+
+def _positive(name: str, text: str | None) -> float | None:
+    value = opt_float(text or "")
+    if value is not None and value <= 0:
+        raise SchemaError(f"{name} must be > 0, got {text!r}")
+    return value
+
+
+def _merge(view: TickerView, data: _Ticker) -> tuple[bool, bool]:
+    """Applies the fields present; returns (price fields changed, open interest changed)."""
+    mark = _positive("markPrice", data.mark_price)
+    index = _positive("indexPrice", data.index_price)
+    funding = opt_float(data.funding_rate or "")
+    next_funding = opt_float(data.next_funding_time or "")
+    oi = opt_float(data.open_interest or "")
+    if oi is not None and oi < 0:
+        raise SchemaError(f"openInterest must be >= 0, got {data.open_interest!r}")
+    if mark is not None:
+        view.mark = mark
+    if index is not None:
+        view.index = index
+    if funding is not None:
+        view.funding = funding
+    if next_funding:
+        view.next_funding = int(next_funding)
+    if oi is not None:
+        view.open_interest = oi
+    return (mark, index, funding) != (None, None, None), oi is not None
+
+
+def _ticker_view(msg: _TickerMsg, data: _Ticker, ctx: ParseContext) -> TickerView:
+    """The view a frame applies to: a fresh one for a snapshot, the stored one for a delta."""
+    if msg.type == "snapshot":
+        return TickerView()
+    if msg.type != "delta":
+        raise InvalidValueError(f"unknown tickers type {msg.type!r}")
+    found: TickerView | None = ctx.state.get(TICKERS_STATE_KEY, {}).get(data.symbol)
+    if found is None:
+        raise StateError(f"tickers delta for {data.symbol} before its snapshot")
+    return found
+
+
+def _tickers(channel: str, frame: bytes, ts_recv: int, ctx: ParseContext) -> list[MarketEvent]:
+    msg = decode(_TICKERS, frame)
+    if msg.topic is None or msg.data is None or msg.ts is None:
+        _reply(msg.op, msg.success, msg.ret_msg)
+    if msg.topic != channel:
+        raise InvalidValueError(f"topic {msg.topic!r} on channel {channel!r}")
+    inst = lookup(ctx, VENUE, msg.data.symbol)
+    view = _ticker_view(msg, msg.data, ctx)
+    price_changed, oi_changed = _merge(view, msg.data)  # all-or-nothing: converts, then assigns
+    ctx.state.setdefault(TICKERS_STATE_KEY, {})[msg.data.symbol] = view
+    out: list[MarketEvent] = []
+    if price_changed and view.mark is not None:
+        out += emit_mark(
+            ctx,
+            inst,
+            view.mark,
+            ts_event=msg.ts,
+            ts_recv=ts_recv,
+            index=view.index,
+            funding=view.funding,
+            next_funding=view.next_funding,
+        )
+    if oi_changed and view.open_interest is not None:
+        out += emit_open_interest(ctx, inst, view.open_interest, msg.ts, ts_recv)
+    return out
+
+
+def parse(channel: str, frame: bytes, ts_recv: int, ctx: ParseContext) -> list[MarketEvent]:
+    if channel.startswith(LIQUIDATION_PREFIX):
+        return _liquidations(channel, frame, ts_recv, ctx)
+    if channel.startswith(TICKERS_PREFIX):
+        return _tickers(channel, frame, ts_recv, ctx)
+    if channel == CONTROL_CHANNEL:
+        msg = decode(_CONTROL, frame)
+        _reply(msg.op, msg.success, msg.ret_msg)
+    raise UnknownChannelError(f"bybit has no channel {channel!r}")
+
+
+class _Probe(msgspec.Struct):
+    topic: str | None = None
+    op: str | None = None
+
+
+_PROBE = msgspec.json.Decoder(_Probe)
+
+
+def infer_channel(frame: bytes) -> str | None:
+    try:
+        probe = _PROBE.decode(frame)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return None
+    if probe.topic is not None:
+        return probe.topic
+    return CONTROL_CHANNEL if probe.op is not None else None
+
+
+ADAPTER = VenueAdapter(venue=VENUE, completeness=Completeness.COMPLETE, parse=parse)

@@ -1,0 +1,170 @@
+"""Decoding Kafka messages into records, and the batch that gathers them per table."""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from liqwatch import codec
+from liqwatch.schema import (
+    Alert,
+    AlertUpdate,
+    CascadeSignal,
+    ClusterSnapshot,
+    DeadLetter,
+    Delivery,
+    HeatmapSnapshot,
+    Liquidation,
+    MarkPrice,
+    OpenInterest,
+    SweepSignal,
+)
+from liqwatch.topics import Topics
+from sinks.clickhouse import rows as r
+
+Record = (
+    Liquidation
+    | OpenInterest
+    | MarkPrice
+    | ClusterSnapshot
+    | HeatmapSnapshot
+    | SweepSignal
+    | CascadeSignal
+    | Alert
+    | AlertUpdate
+    | Delivery
+    | DeadLetter
+)
+TopicPartition = tuple[str, int]
+
+
+class Role(enum.Enum):
+    MARKET = "market"
+    SIGNALS = "signals"
+    ALERTS = "alerts"
+    DELIVERIES = "deliveries"
+    DLQ = "dlq"
+
+
+def topic_roles(topics: Topics) -> dict[str, Role]:
+    roles = dict.fromkeys(topics.market, Role.MARKET)
+    roles[topics.signals] = Role.SIGNALS
+    roles[topics.alerts] = Role.ALERTS
+    roles[topics.deliveries] = Role.DELIVERIES
+    roles[topics.dlq] = Role.DLQ
+    return roles
+
+
+class PoisonError(ValueError):
+    """A message that cannot be decoded into liqwatch records."""
+
+
+def decode_records(role: Role, value: bytes | None) -> Sequence[Record]:
+    """The records carried by one Kafka message (an envelope holds many)."""
+    if not value:
+        raise PoisonError("empty message")
+    try:
+        if role is Role.MARKET:
+            return codec.envelope_decoder.decode(value).events
+        if role is Role.SIGNALS:
+            return [codec.signal_decoder.decode(value)]
+        if role is Role.ALERTS:
+            return [codec.alert_decoder.decode(value)]
+        if role is Role.DELIVERIES:
+            return [codec.delivery_decoder.decode(value)]
+        return [codec.dead_letter_decoder.decode(value)]
+    except (codec.DecodeError, codec.ValidationError) as exc:
+        raise PoisonError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def row_count(records: Sequence[Record]) -> int:
+    """Rows the records become in ClickHouse (a heatmap snapshot is one row per cell)."""
+    rows = len(records)
+    for rec in records:
+        if type(rec) is HeatmapSnapshot:
+            rows += _cells(rec) - 1
+    return rows
+
+
+def _cells(snap: HeatmapSnapshot) -> int:
+    return (
+        len(snap.realized_long)
+        + len(snap.realized_short)
+        + len(snap.estimated_long)
+        + len(snap.estimated_short)
+    )
+
+
+_TABLE_OF: dict[type[Any], str] = {
+    Liquidation: "liquidations",
+    OpenInterest: "open_interest",
+    MarkPrice: "mark_price",
+    HeatmapSnapshot: "heatmap",
+    ClusterSnapshot: "signals",
+    SweepSignal: "signals",
+    CascadeSignal: "signals",
+    Alert: "alerts",
+    AlertUpdate: "alert_updates",
+    Delivery: "deliveries",
+    DeadLetter: "dead_letters",
+}
+
+_BUILDERS: dict[str, Any] = {
+    "liquidations": r.liquidation_rows,
+    "open_interest": r.open_interest_rows,
+    "mark_price": r.mark_price_rows,
+    "heatmap": r.heatmap_rows,
+    "signals": r.signal_rows,
+    "alerts": r.alert_rows,
+    "alert_updates": r.alert_update_rows,
+    "deliveries": r.delivery_rows,
+    "dead_letters": r.dead_letter_rows,
+}
+
+TABLES = tuple(_BUILDERS)
+
+
+def build_rows(table: str, records: Sequence[Record]) -> r.TableRows:
+    rows: r.TableRows = _BUILDERS[table](records)
+    return rows
+
+
+@dataclass
+class Batch:
+    """Records waiting to be stored, per table, with the Kafka offsets they complete."""
+
+    created: float = field(default_factory=time.monotonic)
+    records: dict[str, list[Record]] = field(default_factory=lambda: {t: [] for t in TABLES})
+    rows: int = 0
+    # (topic, partition) -> the offset to commit once these rows are stored (last + 1)
+    offsets: dict[TopicPartition, int] = field(default_factory=dict)
+    first_offsets: dict[TopicPartition, int] = field(default_factory=dict)
+    # event_ids of liquidations re-consumed after an assignment: maybe stored already
+    suspect_ids: set[str] = field(default_factory=set)
+
+    def add(self, records: Sequence[Record], rows: int, suspect: bool = False) -> None:
+        for rec in records:
+            self.records[_TABLE_OF[type(rec)]].append(rec)
+            if suspect and type(rec) is Liquidation:
+                self.suspect_ids.add(rec.event_id)
+        self.rows += rows
+
+    def complete(self, topic: str, partition: int, offset: int) -> None:
+        self.offsets[(topic, partition)] = offset + 1
+        self.first_offsets.setdefault((topic, partition), offset)
+
+    def ranges(self) -> list[tuple[str, int, int, int]]:
+        """(topic, partition, first offset, last offset) of every partition in the batch."""
+        return [(t, p, self.first_offsets[(t, p)], end - 1) for (t, p), end in self.offsets.items()]
+
+    def age(self, now: float) -> float:
+        return now - self.created
+
+    def tables(self) -> list[r.TableRows]:
+        return [build_rows(t, recs) for t, recs in self.records.items() if recs]
+
+    def __bool__(self) -> bool:
+        return bool(self.rows or self.offsets)

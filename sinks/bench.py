@@ -1,0 +1,358 @@
+"""``liqwatch bench sink``: sink throughput against a raw insert, and the heatmap query time.
+
+Both benchmarks print nothing themselves and return a dict of figures (the CLI and
+``bench/bench_sink.py`` print them). Targets: the sink stores >= 80 % of the rows/s of a raw
+clickhouse-connect insert of the same rows, and >= 200,000 rows/s; the heatmap over 30 days of
+BTC 1-minute aggregates answers in < 300 ms. Without a server URL each starts its own local
+Kafka broker / ClickHouse server (``liqwatch.stack``) in a temporary directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from clickhouse_connect.driver.client import Client
+from confluent_kafka import Producer
+from prometheus_client import CollectorRegistry
+
+from liqwatch import codec
+from liqwatch.schema import Completeness, Envelope, EventKind, Liquidation, Side, Venue
+from liqwatch.settings import ClickHouseSettings, KafkaSettings
+from liqwatch.topics import Topics
+from sinks.clickhouse import rows as r
+from sinks.clickhouse.connect import connect
+from sinks.clickhouse.migrate import migrate
+from sinks.clickhouse.store import Store
+from sinks.service import run_sink
+from sinks.settings import RetentionSettings, SinkSettings
+
+SINK_RATIO_TARGET = 0.8
+SINK_ROWS_PER_S_TARGET = 200_000
+HEATMAP_MS_TARGET = 300.0
+DAY_MS = 86_400_000
+START_MS = 1_757_000_000_000  # 2025-09-04, a fixed start so runs are comparable
+
+_VENUES = list(Venue)
+_VENUE_WEIGHTS = np.array([0.34, 0.06, 0.25, 0.2, 0.08, 0.07])
+_COMPLETENESS = {
+    Venue.BINANCE: Completeness.SAMPLED,
+    Venue.BINANCE_COINM: Completeness.SAMPLED,
+    Venue.OKX: Completeness.PARTIAL,
+}
+
+# Hourly x ~0.5 % price bands x side, over the whole range: the recipe "heatmap for an asset
+# over a range" in docs/sql.md with its range and asset as parameters.
+HEATMAP_QUERY = """
+SELECT
+    toStartOfHour(ts_minute) AS hour,
+    side,
+    intDiv(bucket_index, 5) * 5 AS band,
+    round(pow(1.001, band), 2) AS price_lo,
+    sum(notional_usd) AS notional_usd,
+    sum(events) AS events
+FROM {db}.liquidations_1m
+WHERE asset = {{asset:String}}
+  AND ts_minute >= fromUnixTimestamp({{start:Int64}}, 'UTC')
+  AND ts_minute < fromUnixTimestamp({{end:Int64}}, 'UTC')
+GROUP BY hour, side, band
+ORDER BY hour, side, band
+"""
+
+
+# -- simulated history --------------------------------------------------------------------
+@dataclass(frozen=True)
+class History:
+    """Columns of simulated liquidations, in the liquidations table's column order."""
+
+    columns: list[list[Any]]
+
+    @property
+    def count(self) -> int:
+        return len(self.columns[0])
+
+    def table_rows(self, lo: int = 0, hi: int | None = None) -> r.TableRows:
+        return r.TableRows("liquidations", r.LIQUIDATION_COLUMNS, [c[lo:hi] for c in self.columns])
+
+    def events(self) -> list[Liquidation]:
+        names = r.LIQUIDATION_COLUMNS
+        return [Liquidation(**dict(zip(names, row, strict=True))) for row in zip(*self.columns, strict=True)]
+
+
+def simulate_btc(days: float, events_per_day: int, seed: int = 7, start_ms: int = START_MS) -> History:
+    """A month-like BTC tape: a random-walk price, liquidations clustered in cascades."""
+    rng = np.random.default_rng(seed)
+    minutes = int(days * 1440)
+    price = 110_000 * np.exp(np.cumsum(rng.normal(0, 0.03 / np.sqrt(1440), minutes)))
+    # 60 % of the events spread evenly, 40 % in about two cascades a day of 5-30 minutes
+    # during which one side is liquidated nine times out of ten.
+    rate = np.full(minutes, events_per_day * 0.6 / 1440)
+    bias = np.full(minutes, 0.5)  # share of longs among the liquidated
+    for start in rng.integers(0, minutes, size=max(1, round(days * 2))):
+        length = int(rng.integers(5, 30))
+        rate[start : start + length] += events_per_day * 0.4 / (2 * 17)
+        bias[start : start + length] = rng.choice([0.1, 0.9])
+    counts = rng.poisson(rate)
+    minute = np.repeat(np.arange(minutes), counts)
+    n = int(counts.sum())
+    ts = start_ms + minute * 60_000 + rng.integers(0, 60_000, n)
+    order = np.argsort(ts, kind="stable")
+    minute, ts = minute[order], ts[order]
+    px = np.round(price[minute] * (1 + rng.normal(0, 0.002, n)), 1)
+    usd = np.round(rng.lognormal(8.5, 1.4, n), 2)
+    venue_idx = rng.choice(len(_VENUES), size=n, p=_VENUE_WEIGHTS / _VENUE_WEIGHTS.sum())
+    is_long = rng.random(n) < bias[minute]
+    venues = [_VENUES[i] for i in venue_idx.tolist()]
+    columns: dict[str, list[Any]] = {
+        "venue": [v.value for v in venues],
+        "symbol": ["BTCUSDT"] * n,
+        "instrument": ["BTC-USDT-PERP"] * n,
+        "asset": ["BTC"] * n,
+        "side": np.where(is_long, Side.LONG.value, Side.SHORT.value).tolist(),
+        "price": px.tolist(),
+        "avg_price": [None] * n,
+        "qty": np.round(usd / px, 6).tolist(),
+        "notional_usd": usd.tolist(),
+        "completeness": [_COMPLETENESS.get(v, Completeness.COMPLETE).value for v in venues],
+        "ts_event": ts.tolist(),
+        "ts_recv": (ts + rng.integers(2, 40, n)).tolist(),
+        "event_id": [f"sim:{seed}:{i}" for i in range(n)],
+    }
+    return History([columns[name] for name in r.LIQUIDATION_COLUMNS])
+
+
+# -- servers ------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _servers(bootstrap: str | None, clickhouse_url: str | None, work: Path) -> Iterator[tuple[str, str]]:
+    """The given endpoints, or local servers started (and stopped) for the benchmark."""
+    from liqwatch.stack.chserver import ClickHouseServer  # noqa: PLC0415  (only when needed)
+    from liqwatch.stack.kafka import KafkaBroker  # noqa: PLC0415
+
+    stack: list[Any] = []
+    try:
+        if clickhouse_url is None:
+            stack.append(ClickHouseServer(work / "clickhouse").start())
+            clickhouse_url = stack[-1].url
+        if bootstrap is None:
+            stack.append(KafkaBroker(work / "kafka").start(timeout=120))
+            bootstrap = stack[-1].bootstrap
+        yield bootstrap, clickhouse_url
+    finally:
+        for server in reversed(stack):
+            server.stop()
+
+
+def _fresh_database(client: Client, prefix: str) -> str:
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    migrate(client, name, RetentionSettings())
+    return name
+
+
+# -- sink throughput ----------------------------------------------------------------------
+def run_sink_bench(
+    rows: int = 500_000,
+    *,
+    bootstrap: str | None = None,
+    clickhouse_url: str | None = None,
+    batch_rows: int = 50_000,
+    envelope_size: int = 200,
+    seed: int = 7,
+    keep_databases: bool = False,
+) -> dict[str, Any]:
+    """Rows/s through the Kafka sink vs a raw clickhouse-connect insert of the same rows."""
+    history = simulate_btc(days=1, events_per_day=int(rows * 1.1) + 1_000, seed=seed)
+    history = History([c[:rows] for c in history.columns])
+    with tempfile.TemporaryDirectory(prefix="liqwatch-bench-") as tmp, _servers(
+        bootstrap, clickhouse_url, Path(tmp)
+    ) as (kafka, url):
+        client = connect(ClickHouseSettings(url=url, database="default"))
+        try:
+            result = _sink_bench(client, kafka, url, history, batch_rows, envelope_size)
+            if not keep_databases:
+                for db in result.pop("_databases"):
+                    client.command(f"DROP DATABASE IF EXISTS {db} SYNC")
+        finally:
+            client.close()
+    return result
+
+
+def _sink_bench(
+    client: Client, kafka: str, url: str, history: History, batch_rows: int, envelope_size: int
+) -> dict[str, Any]:
+    raw_db, tuned_db, sink_db = (_fresh_database(client, p) for p in ("bench_raw", "bench_tuned", "bench_sink"))
+    raw = max(_raw_insert(client, raw_db, history, batch_rows, tuned=False) for _ in range(2))
+    tuned = _raw_insert(client, tuned_db, history, batch_rows, tuned=True)
+    topics = Topics(f"bench{uuid.uuid4().hex[:8]}.")
+    _produce(kafka, topics, history, envelope_size)
+    sink = _sink_run(kafka, url, sink_db, topics, history.count, batch_rows)
+    stored = client.command(f"SELECT count() FROM {sink_db}.liquidations FINAL")
+    return {
+        "rows": history.count,
+        "batch_rows": batch_rows,
+        "envelope_size": envelope_size,
+        "raw_insert_rows_per_s": round(raw),
+        "raw_insert_plain_types_rows_per_s": round(tuned),
+        "sink_rows_per_s": round(sink["rows_per_s"]),
+        "sink_seconds": round(sink["seconds"], 3),
+        "sink_buffer_high_water_rows": sink["high_water"],
+        "sink_rows_stored": int(stored),
+        "ratio_vs_raw": round(sink["rows_per_s"] / raw, 3),
+        "ratio_vs_plain_types": round(sink["rows_per_s"] / tuned, 3),
+        "target_ratio": SINK_RATIO_TARGET,
+        "target_rows_per_s": SINK_ROWS_PER_S_TARGET,
+        "ok": sink["rows_per_s"] >= SINK_ROWS_PER_S_TARGET
+        and sink["rows_per_s"] / raw >= SINK_RATIO_TARGET
+        and int(stored) == history.count,
+        "_databases": [raw_db, tuned_db, sink_db],
+    }
+
+
+def _raw_insert(client: Client, database: str, history: History, batch_rows: int, tuned: bool) -> float:
+    """Rows/s of plain column-oriented inserts, in the sink's batch size (columns prebuilt)."""
+    chunks = [history.table_rows(lo, lo + batch_rows) for lo in range(0, history.count, batch_rows)]
+    client.command(f"TRUNCATE TABLE {database}.liquidations")
+    client.command(f"TRUNCATE TABLE {database}.liquidations_1m")
+    store = Store(client, database)
+    started = time.perf_counter()
+    for chunk in chunks:
+        if tuned:
+            store.insert(chunk)
+        else:
+            client.insert(
+                "liquidations",
+                chunk.columns,
+                database=database,
+                column_names=list(chunk.names),
+                column_oriented=True,
+                settings={"async_insert": 0},
+            )
+    return history.count / (time.perf_counter() - started)
+
+
+def _produce(bootstrap: str, topics: Topics, history: History, envelope_size: int) -> None:
+    from liqwatch.stack.kafka import create_topics  # noqa: PLC0415
+
+    create_topics(bootstrap, topics.all, partitions=4)
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "compression.type": "lz4"})
+    events = history.events()
+    for seq, lo in enumerate(range(0, len(events), envelope_size)):
+        chunk = events[lo : lo + envelope_size]
+        envelope = Envelope(
+            kind=EventKind.LIQUIDATION, asset="BTC", producer="bench", seq=seq,
+            ts_flush=chunk[-1].ts_recv, events=list(chunk),
+        )
+        while True:
+            try:
+                producer.produce(topics.liquidations, key=f"BTC{seq % 4}", value=codec.encode(envelope))
+                break
+            except BufferError:
+                producer.poll(0.05)
+    if producer.flush(60) != 0:
+        raise RuntimeError("benchmark input not fully produced to Kafka")
+
+
+def _sink_run(kafka: str, url: str, database: str, topics: Topics, expected: int, batch_rows: int) -> dict[str, Any]:
+    registry = CollectorRegistry()
+    settings = SinkSettings(
+        group_id=f"bench-{uuid.uuid4().hex[:8]}",
+        batch_max_rows=batch_rows,
+        buffer_max_rows=batch_rows * 4,
+        metrics_port=0,
+        migrate_on_start=False,
+        kafka=KafkaSettings(bootstrap_servers=kafka, topic_prefix=topics.prefix),
+        clickhouse=ClickHouseSettings(url=url, database=database),
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=run_sink, args=(settings, stop, registry), daemon=True)
+    thread.start()
+    try:
+        first = _wait_value(registry, "liqwatch_sink_messages_total", {"topic": topics.liquidations}, 1, 120)
+        done = _wait_value(registry, "liqwatch_sink_rows_total", {"table": "liquidations"}, expected, 300)
+    finally:
+        stop.set()
+        thread.join(60)
+    seconds = done - first
+    high = registry.get_sample_value("liqwatch_sink_buffer_rows_high_water") or 0.0
+    return {"seconds": seconds, "rows_per_s": expected / seconds, "high_water": int(high)}
+
+
+def _wait_value(registry: CollectorRegistry, name: str, labels: dict[str, str], target: float, timeout: float) -> float:
+    """perf_counter time at which the sample reached ``target`` (polled every 2 ms)."""
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        if (registry.get_sample_value(name, labels) or 0) >= target:
+            return time.perf_counter()
+        time.sleep(0.002)
+    raise TimeoutError(f"{name}{labels} did not reach {target} in {timeout:.0f}s")
+
+
+# -- heatmap query ------------------------------------------------------------------------
+def run_heatmap_query_bench(
+    days: int = 30,
+    events_per_day: int = 50_000,
+    *,
+    clickhouse_url: str | None = None,
+    repeats: int = 7,
+    seed: int = 11,
+    keep_database: bool = False,
+) -> dict[str, Any]:
+    """Time the heatmap recipe over ``days`` of simulated BTC history (all venues)."""
+    with tempfile.TemporaryDirectory(prefix="liqwatch-bench-") as tmp, _servers(
+        "unused", clickhouse_url, Path(tmp)
+    ) as (_kafka, url):
+        client = connect(ClickHouseSettings(url=url, database="default"))
+        database = _fresh_database(client, "bench_heatmap")
+        try:
+            return _heatmap_bench(client, database, days, events_per_day, repeats, seed)
+        finally:
+            if not keep_database:
+                client.command(f"DROP DATABASE IF EXISTS {database} SYNC")
+            client.close()
+
+
+def _heatmap_bench(
+    client: Client, database: str, days: int, events_per_day: int, repeats: int, seed: int
+) -> dict[str, Any]:
+    history = simulate_btc(days, events_per_day, seed)
+    store = Store(client, database)
+    started = time.perf_counter()
+    for lo in range(0, history.count, 200_000):
+        store.insert(history.table_rows(lo, lo + 200_000))
+    load_s = time.perf_counter() - started
+    # A month of history has long been merged by background merges; get there now.
+    client.command(f"OPTIMIZE TABLE {database}.liquidations_1m FINAL")
+    aggregate_rows = int(client.command(f"SELECT count() FROM {database}.liquidations_1m"))
+    params = {"asset": "BTC", "start": START_MS // 1000, "end": (START_MS + days * DAY_MS) // 1000}
+    query = HEATMAP_QUERY.format(db=database)
+    timings, server_ms, cells = [], [], 0
+    client.query(query, parameters=params)  # warm-up: caches, like a dashboard refresh
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        result = client.query(query, parameters=params)
+        timings.append((time.perf_counter() - t0) * 1000)
+        cells = len(result.result_rows)
+        elapsed = result.summary.get("elapsed_ns") if result.summary else None
+        if elapsed is not None:
+            server_ms.append(int(elapsed) / 1e6)
+    median = statistics.median(timings)
+    return {
+        "days": days,
+        "liquidations": history.count,
+        "aggregate_rows": aggregate_rows,
+        "load_seconds": round(load_s, 2),
+        "heatmap_cells": cells,
+        "query_ms_median": round(median, 1),
+        "query_ms_max": round(max(timings), 1),
+        "server_ms_median": round(statistics.median(server_ms), 1) if server_ms else None,
+        "target_ms": HEATMAP_MS_TARGET,
+        "ok": median < HEATMAP_MS_TARGET,
+    }

@@ -1,0 +1,1 @@
+"""ClickHouse history: connection, versioned schema migrations and the columnar store."""

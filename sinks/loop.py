@@ -1,0 +1,462 @@
+"""The sink's consume -> batch -> store -> commit loop (one thread plus one writer thread).
+
+Guarantees, in order of importance:
+
+* Offsets are committed only after every row of the batch is stored, so a crash re-delivers
+  rather than loses (at least once). ClickHouse's ReplacingMergeTree tables collapse the
+  repeats; liquidations re-consumed right after an assignment are also checked against what
+  is stored, so the 1-minute aggregates do not count them twice.
+* Rows held in memory (the batch being stored plus the batch filling up) never exceed
+  ``buffer_max_rows``: at the bound the partitions are paused, and messages fetched beyond it
+  are rewound (seek) so they are consumed again later. Only a single message larger than the
+  whole bound is let through, with a warning.
+* Undecodable messages go to the dead-letter topic (tagged so sinks skip their own copies)
+  and, with their offsets, into the ``dead_letters`` table in the same batch.
+
+Rebalancing uses the eager protocol: on revoke the loop stores and commits what it holds,
+or, if ClickHouse does not answer within ``revoke_timeout_s``, drops it uncommitted for the
+next owner to re-consume.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any, Protocol
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
+from confluent_kafka import TopicPartition as KafkaPartition
+
+from liqwatch import codec
+from liqwatch.schema import DeadLetter
+from sinks.batch import Batch, PoisonError, Record, Role, TopicPartition, decode_records, row_count
+from sinks.gcpause import gc_paused
+from sinks.metrics import SinkMetrics
+from sinks.settings import SinkSettings
+from sinks.writer import BatchWriter, ClickHouseHealth, Job, WriteAborted
+
+log = logging.getLogger(__name__)
+
+ORIGIN_HEADER = "liqwatch-origin"
+ORIGIN_SINK = b"sink"
+_IDLE_PING_S = 5.0
+
+
+class StopFlag(Protocol):
+    def is_set(self) -> bool: ...
+
+
+class SinkLoop:
+    def __init__(
+        self,
+        settings: SinkSettings,
+        consumer: Consumer,
+        producer: Producer,
+        writer: BatchWriter,
+        metrics: SinkMetrics,
+        roles: dict[str, Role],
+        dlq_topic: str,
+    ) -> None:
+        self.settings = settings
+        self.consumer = consumer
+        self.producer = producer
+        self.writer = writer
+        self.metrics = metrics
+        self.roles = roles
+        self.dlq_topic = dlq_topic
+        self.health: ClickHouseHealth = writer.health
+        self.buffer = Batch()
+        self.job: Job | None = None
+        self.future: Future[dict[str, int]] | None = None
+        self.assignment: set[TopicPartition] = set()
+        self.committed: dict[TopicPartition, int] = {}
+        self.pending_commit: dict[TopicPartition, int] = {}
+        # From sink_offsets at assignment: offsets stored already (skipped), and the end of a
+        # batch interrupted half-way (its liquidations are checked before insert).
+        self.stored_through: dict[TopicPartition, int] = {}
+        self.suspect_through: dict[TopicPartition, int] = {}
+        # Fallback when sink_offsets could not be read: check this many rows per partition.
+        self.replay_left: dict[TopicPartition, int] = {}
+        self.paused = False
+        self.heartbeat = time.monotonic()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sink-writer")
+        self._next_lag = 0.0
+        self._next_ping = 0.0
+        self._retry_at = 0.0
+        self._pinging: Future[None] | None = None
+        # Set when fetched messages had to be given back: stay paused until a batch is stored,
+        # instead of fetching the same messages again and again.
+        self._blocked = False
+        metrics.buffer_limit.set(settings.buffer_max_rows)
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def run(self, stop: StopFlag) -> None:
+        self.consumer.subscribe(
+            list(self.roles),
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+        try:
+            while not stop.is_set():
+                self.step()
+        finally:
+            self.shutdown()
+
+    def step(self) -> None:
+        self.heartbeat = time.monotonic()
+        self._reap()
+        self._retry_commit()
+        self._maybe_submit()
+        if self._blocked or self._room() <= 0:
+            self._set_paused(True)
+            self._take(self.consumer.consume(num_messages=1, timeout=0.05))
+        else:
+            self._set_paused(False)
+            messages = self.consumer.consume(self.settings.poll_max_messages, timeout=0.1)
+            self._take(messages)
+        self._report()
+
+    def shutdown(self) -> None:
+        """Store and commit what is held (bounded by revoke_timeout_s), then leave the group."""
+        drained = self._drain(self.settings.revoke_timeout_s)
+        if not drained:
+            log.warning("shutdown: %d rows not stored; they will be re-consumed", self._held())
+            self._abandon()
+        try:
+            self.consumer.close()
+        except (KafkaException, RuntimeError) as exc:
+            log.warning("consumer close: %s", exc)
+        self.producer.flush(5.0)
+        self._executor.shutdown(wait=True)
+
+    # -- consuming -----------------------------------------------------------------------
+    def _held(self) -> int:
+        inflight = self.job.batch.rows if self.job is not None else 0
+        return self.buffer.rows + inflight
+
+    def _room(self) -> int:
+        return self.settings.buffer_max_rows - self._held()
+
+    def _take(self, messages: Sequence[Message]) -> None:
+        if not messages:
+            return
+        with gc_paused():
+            for index, msg in enumerate(messages):
+                if not self._take_one(msg):
+                    self._rewind(messages[index:])
+                    return
+
+    def _take_one(self, msg: Message) -> bool:
+        """Add one message to the buffer; False when it does not fit (nothing taken)."""
+        error = msg.error()
+        if error is not None:
+            self._consumer_error(error)
+            return True
+        topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+        if topic is None or partition is None or offset is None:
+            return True
+        tp = (topic, partition)
+        if offset <= self.stored_through.get(tp, -1):
+            self.metrics.replayed_messages.inc()
+            self.buffer.complete(topic, partition, offset)
+            return True
+        records = self._records(msg, topic)
+        rows = row_count(records)
+        if rows > self._room() and self._held() > 0:
+            return False
+        if rows > self.settings.buffer_max_rows:
+            log.warning(
+                "message %s[%d]@%d has %d rows, more than the whole buffer bound",
+                topic, partition, offset, rows,
+            )
+        suspect = offset <= self.suspect_through.get(tp, -1) or self._suspect(tp, rows)
+        self.buffer.add(records, rows, suspect=suspect)
+        self.buffer.complete(topic, partition, offset)
+        self.metrics.messages.labels(topic).inc()
+        self.metrics.set_buffer(self._held())
+        return True
+
+    def _records(self, msg: Message, topic: str) -> Sequence[Record]:
+        role = self.roles[topic]
+        if role is Role.DLQ and _from_sink(msg):
+            return []  # a sink stored it already when it met the original message
+        value = msg.value()
+        try:
+            return decode_records(role, value)
+        except PoisonError as exc:
+            return [self._poison(msg, topic, role, value, str(exc))]
+
+    def _poison(
+        self, msg: Message, topic: str, role: Role, value: bytes | None, reason: str
+    ) -> DeadLetter:
+        self.metrics.poison.labels(topic).inc()
+        letter = DeadLetter(
+            source="sink",
+            venue="",
+            channel=topic,
+            reason=f"undecodable message at {topic}[{msg.partition()}]@{msg.offset()}: {reason}",
+            raw=(value or b"").decode("utf-8", "replace"),
+            ts_recv=int(time.time() * 1000),
+        )
+        log.warning("%s", letter.reason)
+        if role is not Role.DLQ:
+            self._produce_dead_letter(letter, msg.key())
+        return letter
+
+    def _produce_dead_letter(self, letter: DeadLetter, key: bytes | str | None) -> None:
+        try:
+            self.producer.produce(
+                self.dlq_topic,
+                value=codec.encode(letter),
+                key=key,
+                headers=[(ORIGIN_HEADER, ORIGIN_SINK)],
+                on_delivery=self._dlq_delivered,
+            )
+        except (BufferError, KafkaException) as exc:
+            # The letter is stored in ClickHouse with this batch anyway; only the copy is lost.
+            self.metrics.dlq_failures.inc()
+            log.warning("dead letter not produced to %s: %s", self.dlq_topic, exc)
+        self.producer.poll(0)
+
+    def _dlq_delivered(self, err: KafkaError | None, _msg: Message) -> None:
+        if err is not None:
+            self.metrics.dlq_failures.inc()
+            log.warning("dead letter not delivered to %s: %s", self.dlq_topic, err)
+
+    def _suspect(self, tp: TopicPartition, rows: int) -> bool:
+        left = self.replay_left.get(tp, 0)
+        if left <= 0:
+            return False
+        self.replay_left[tp] = left - rows
+        return True
+
+    def _rewind(self, messages: Sequence[Message]) -> None:
+        """Give back fetched messages that did not fit: pause, and seek to the first of each."""
+        self._set_paused(True)
+        self._blocked = True
+        first: dict[TopicPartition, int] = {}
+        for msg in messages:
+            topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+            if msg.error() is None and topic is not None and partition is not None:
+                first.setdefault((topic, partition), offset if offset is not None else 0)
+        for (topic, partition), offset in first.items():
+            self.consumer.seek(KafkaPartition(topic, partition, offset))
+
+    def _set_paused(self, paused: bool) -> None:
+        if paused == self.paused:
+            return
+        parts = [KafkaPartition(t, p) for t, p in self.assignment]
+        if parts:
+            (self.consumer.pause if paused else self.consumer.resume)(parts)
+        self.paused = paused
+        self.metrics.paused.set(1 if paused else 0)
+
+    def _consumer_error(self, error: KafkaError) -> None:
+        if error.code() == KafkaError._PARTITION_EOF:
+            return
+        log.warning("consumer: %s", error)
+
+    # -- storing and committing ----------------------------------------------------------
+    def _maybe_submit(self) -> None:
+        if self.job is not None or self.pending_commit or not self.buffer:
+            return
+        now = time.monotonic()
+        if now < self._retry_at:
+            return
+        due = (
+            self.buffer.rows >= self.settings.batch_max_rows
+            or self.buffer.age(now) * 1000 >= self.settings.batch_max_ms
+            or self._room() <= 0
+            or self._blocked
+        )
+        if due:
+            self._submit()
+
+    def _submit(self) -> None:
+        self.job = Job(self.buffer, uuid.uuid4().hex)
+        self.buffer = Batch()
+        self.future = self._executor.submit(self.writer.write, self.job)
+
+    def _reap(self) -> None:
+        if self.job is None or self.future is None or not self.future.done():
+            return
+        job, future = self.job, self.future
+        self.job = self.future = None
+        try:
+            future.result()
+        except WriteAborted:
+            return
+        except Exception:
+            # A bug, not ClickHouse: keep the rows and offsets, try again after a pause.
+            log.exception("storing a batch failed unexpectedly; retrying it")
+            self.job, self._retry_at = job, time.monotonic() + self.settings.retry_max_s
+            self.future = self._executor.submit(self._delayed_write, job)
+            return
+        if not job.orphaned:
+            self._commit(job.batch.offsets)
+        self._blocked = False
+        self.metrics.set_buffer(self._held())
+
+    def _delayed_write(self, job: Job) -> dict[str, int]:
+        if job.abort.wait(self.settings.retry_max_s):
+            raise WriteAborted("stopped")
+        return self.writer.write(job)
+
+    def _commit(self, offsets: dict[TopicPartition, int]) -> None:
+        owned = {tp: o for tp, o in offsets.items() if tp in self.assignment}
+        if not owned:
+            return
+        parts = [KafkaPartition(t, p, o) for (t, p), o in owned.items()]
+        try:
+            self.consumer.commit(offsets=parts, asynchronous=False)
+        except KafkaException as exc:
+            self.metrics.commit_failures.inc()
+            log.warning("offset commit failed, retrying before the next batch: %s", exc)
+            self.pending_commit.update(owned)
+            return
+        self.committed.update(owned)
+        self.metrics.commits.inc()
+
+    def _retry_commit(self) -> None:
+        if self.pending_commit:
+            pending, self.pending_commit = self.pending_commit, {}
+            self._commit(pending)
+
+    def _drain(self, timeout: float) -> bool:
+        """Store and commit everything held; False if ClickHouse did not allow it in time."""
+        deadline = time.monotonic() + timeout
+        for _ in range(2):  # the batch in flight, then the one filling up
+            if self.job is None and self.buffer:
+                self._submit()
+            if self.future is not None:
+                try:
+                    self.future.result(max(0.0, deadline - time.monotonic()))
+                except FutureTimeout:
+                    return False
+                except Exception:  # noqa: S110  (reported by _reap just below)
+                    pass
+                self._reap()
+        self._retry_commit()
+        return self.job is None and not self.buffer and not self.pending_commit
+
+    def _abandon(self) -> None:
+        """Forget what is held without committing it (the next owner re-consumes it)."""
+        if self.job is not None:
+            self.job.orphaned = True
+            self.job.abort.set()
+        self.job = self.future = None
+        self.buffer = Batch()
+        self.pending_commit = {}
+        self.metrics.set_buffer(0)
+
+    # -- rebalancing ---------------------------------------------------------------------
+    def _on_assign(self, _consumer: Consumer, partitions: list[KafkaPartition]) -> None:
+        tps = [(part.topic, part.partition) for part in partitions]
+        self.assignment.update(tps)
+        deadline = time.monotonic() + self.settings.revoke_timeout_s
+        future = self._executor.submit(self.writer.load_progress, tps, deadline)
+        try:
+            progress = future.result(timeout=self.settings.revoke_timeout_s + 5)
+        except FutureTimeout:
+            progress = None
+        if progress is None:
+            log.warning("sink_offsets unreadable: checking the first %d rows per partition",
+                        self.settings.replay_rows)
+            self.replay_left.update(dict.fromkeys(tps, self.settings.replay_rows))
+        else:
+            for tp, seen in progress.items():
+                self.stored_through[tp] = seen.stored_through
+                self.suspect_through[tp] = seen.interrupted_through
+        self.paused = False
+        self.metrics.paused.set(0)
+        log.info("assigned %d partitions", len(partitions))
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[KafkaPartition]) -> None:
+        if not self._drain(self.settings.revoke_timeout_s):
+            log.warning("revoke: ClickHouse too slow, %d rows left to the next owner", self._held())
+            self._abandon()
+        self._forget(partitions)
+
+    def _on_lost(self, _consumer: Consumer, partitions: list[KafkaPartition]) -> None:
+        log.warning("lost %d partitions; dropping %d held rows", len(partitions), self._held())
+        self._abandon()
+        self._forget(partitions)
+
+    def _forget(self, partitions: list[KafkaPartition]) -> None:
+        for part in partitions:
+            tp = (part.topic, part.partition)
+            self.assignment.discard(tp)
+            self.replay_left.pop(tp, None)
+            self.stored_through.pop(tp, None)
+            self.suspect_through.pop(tp, None)
+            self.committed.pop(tp, None)
+            with contextlib.suppress(KeyError):
+                self.metrics.consumer_lag.remove(part.topic, str(part.partition))
+        self.paused = self._blocked = False
+        self.metrics.paused.set(0)
+
+    # -- reporting -----------------------------------------------------------------------
+    def _report(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_lag:
+            self._next_lag = now + self.settings.lag_interval_s
+            self._report_lag()
+        idle = self.job is None and not self.buffer
+        if idle and now >= self._next_ping and (self._pinging is None or self._pinging.done()):
+            self._next_ping = now + _IDLE_PING_S
+            self._pinging = self._executor.submit(self._ping)
+
+    def _ping(self) -> None:
+        try:
+            self.writer.store.client.command("SELECT 1")
+        except Exception as exc:  # noqa: BLE001  (any failure means "not reachable")
+            self.health.failed(exc)
+            self.metrics.clickhouse_up.set(0)
+            return
+        self.health.ok()
+        self.metrics.clickhouse_up.set(1)
+
+    def _report_lag(self) -> None:
+        for topic, partition in self.assignment:
+            lag = self._partition_lag(topic, partition)
+            self.metrics.consumer_lag.labels(topic, str(partition)).set(lag)
+
+    def _partition_lag(self, topic: str, partition: int) -> int:
+        try:
+            _low, high = self.consumer.get_watermark_offsets(
+                KafkaPartition(topic, partition), cached=True
+            )
+        except KafkaException:
+            return 0
+        done = self.committed.get((topic, partition))
+        if high < 0 or done is None:
+            return 0
+        return max(0, high - done)
+
+
+def _from_sink(msg: Message) -> bool:
+    headers: list[tuple[str, Any]] | None = msg.headers()
+    return any(k == ORIGIN_HEADER and v == ORIGIN_SINK for k, v in headers or ())
+
+
+def is_alive(loop: SinkLoop, max_stall_s: float = 60.0) -> tuple[bool, str]:
+    stall = time.monotonic() - loop.heartbeat
+    if stall > max_stall_s:
+        return False, f"sink loop stalled for {stall:.0f}s"
+    return True, "ok"
+
+
+def is_ready(loop: SinkLoop) -> tuple[bool, str]:
+    if not loop.health.up:
+        return False, f"ClickHouse unreachable: {loop.health.last_error or 'not checked yet'}"
+    if not loop.assignment:
+        return False, "no Kafka partitions assigned"
+    return True, f"ok: {len(loop.assignment)} partitions"
+
+

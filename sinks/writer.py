@@ -1,0 +1,251 @@
+"""Stores one batch in ClickHouse: one insert per table, retried with backoff until it lands.
+
+Order per batch: record its offset ranges as 'started' in ``sink_offsets``, insert every
+table, record the ranges as 'stored'; the loop commits the Kafka offsets afterwards.
+Transient failures (server down, timeouts) are retried with the batch's dedupe token, so an
+insert that landed before its answer was lost is dropped by ClickHouse the second time. Rows
+ClickHouse refuses as data (a value out of range for its column) are isolated by bisection
+and stored as dead letters, so one bad record never blocks the stream.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from clickhouse_connect.driver.exceptions import DatabaseError, DataError
+
+from liqwatch import codec
+from liqwatch.schema import DeadLetter, Liquidation
+from sinks.batch import Batch, Record, build_rows
+from sinks.clickhouse.rows import TableRows
+from sinks.clickhouse.store import Store
+from sinks.gcpause import gc_paused
+from sinks.metrics import SinkMetrics
+from sinks.progress import (
+    STARTED,
+    STORED,
+    PartitionProgress,
+    TopicPartition,
+    load_progress,
+    progress_rows,
+)
+
+log = logging.getLogger(__name__)
+
+# ClickHouse error codes that mean "this data does not fit", not "try again later".
+_DATA_ERROR_CODES = frozenset({6, 27, 32, 38, 41, 53, 69, 70, 72, 117, 131, 190, 321, 407})
+
+
+class WriteAborted(RuntimeError):
+    """Retrying stopped (shutdown or rebalance) before the batch was stored."""
+
+
+def is_data_error(exc: BaseException) -> bool:
+    if isinstance(exc, (TypeError, OverflowError, struct.error, DataError)):
+        return True
+    if isinstance(exc, ValueError) and not isinstance(exc, DatabaseError):
+        return True
+    return isinstance(exc, DatabaseError) and getattr(exc, "code", None) in _DATA_ERROR_CODES
+
+
+@dataclass
+class ClickHouseHealth:
+    """What the sink last saw of ClickHouse, for /readyz and the up gauge."""
+
+    up: bool = False
+    last_error: str = ""
+    changed: float = field(default_factory=time.monotonic)
+
+    def ok(self) -> None:
+        if not self.up:
+            self.up, self.changed = True, time.monotonic()
+
+    def failed(self, exc: BaseException) -> None:
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        if self.up:
+            self.up, self.changed = False, time.monotonic()
+
+
+@dataclass
+class Job:
+    batch: Batch
+    token: str
+    abort: threading.Event = field(default_factory=threading.Event)
+    orphaned: bool = False  # partitions were lost while it ran: do not commit its offsets
+
+
+class BatchWriter:
+    def __init__(
+        self,
+        store: Store,
+        metrics: SinkMetrics,
+        health: ClickHouseHealth,
+        group_id: str,
+        retry_initial_s: float = 0.5,
+        retry_max_s: float = 10.0,
+    ) -> None:
+        self.store = store
+        self.metrics = metrics
+        self.health = health
+        self.group_id = group_id
+        self.retry_initial_s = retry_initial_s
+        self.retry_max_s = retry_max_s
+
+    def write(self, job: Job) -> dict[str, int]:
+        """Store every table of the batch; return rows stored per table."""
+        started = time.perf_counter()
+        ranges = job.batch.ranges()
+        self._progress(ranges, job, STARTED)
+        records = dict(job.batch.records)
+        if job.batch.suspect_ids and records["liquidations"]:
+            records["liquidations"] = self._drop_stored(records["liquidations"], job)
+        stored = {}
+        for table, recs in records.items():
+            if recs:
+                stored[table] = self._store(table, recs, job.token, job.abort)
+        self._progress(ranges, job, STORED)
+        self.metrics.batch_seconds.observe(time.perf_counter() - started)
+        return stored
+
+    def load_progress(
+        self, partitions: Iterable[TopicPartition], deadline: float
+    ) -> dict[TopicPartition, PartitionProgress] | None:
+        """What ``sink_offsets`` says of these partitions; None if ClickHouse did not answer."""
+        wanted = list(partitions)
+        delay = self.retry_initial_s
+        while True:
+            try:
+                found = load_progress(self.store.client, self.store.database, self.group_id, wanted)
+            except Exception as exc:  # noqa: BLE001  (any failure: retry until the deadline)
+                self.health.failed(exc)
+                if time.monotonic() + delay > deadline:
+                    return None
+                time.sleep(delay)
+                delay = min(delay * 2, self.retry_max_s)
+                continue
+            self.health.ok()
+            return found
+
+    def _progress(self, ranges: list[tuple[str, int, int, int]], job: Job, stage: str) -> None:
+        if ranges:
+            rows = progress_rows(self.group_id, ranges, job.token, stage)
+            self._insert_retrying(rows, f"{job.token}:{stage}", job.abort)
+
+    def _store(
+        self, table: str, records: Sequence[Record], token: str, abort: threading.Event
+    ) -> int:
+        with gc_paused():
+            rows = build_rows(table, records)
+        try:
+            self._insert_retrying(rows, token, abort)
+        except WriteAborted:
+            raise
+        except Exception as exc:  # noqa: BLE001  (_insert_retrying lets only data errors out)
+            return self._isolate(table, records, token, abort, exc)
+        self.metrics.rows.labels(table).inc(rows.count)
+        return rows.count
+
+    def _insert_retrying(self, rows: TableRows, token: str, abort: threading.Event) -> None:
+        """Insert until it works; data errors are raised, anything else is retried."""
+        delay = self.retry_initial_s
+        while True:
+            try:
+                with gc_paused():
+                    self.store.insert(rows, token)
+            except Exception as exc:
+                if is_data_error(exc):
+                    raise
+                self._failed(rows.table, exc)
+                delay = self._backoff(delay, abort)
+                continue
+            self.health.ok()
+            return
+
+    def _failed(self, table: str, exc: BaseException) -> None:
+        self.metrics.insert_failures.inc()
+        self.health.failed(exc)
+        log.warning("insert into %s failed, will retry: %s", table, self.health.last_error)
+
+    def _backoff(self, delay: float, abort: threading.Event) -> float:
+        if abort.wait(delay):
+            raise WriteAborted("stopped while retrying")
+        return min(delay * 2, self.retry_max_s)
+
+    def _isolate(
+        self,
+        table: str,
+        records: Sequence[Record],
+        token: str,
+        abort: threading.Event,
+        exc: BaseException,
+    ) -> int:
+        if len(records) == 1:
+            self._reject(table, records[0], token, abort, exc)
+            return 0
+        mid = len(records) // 2
+        first = self._store(table, records[:mid], f"{token}/a", abort)
+        return first + self._store(table, records[mid:], f"{token}/b", abort)
+
+    def _reject(
+        self, table: str, record: Record, token: str, abort: threading.Event, exc: BaseException
+    ) -> None:
+        self.metrics.rejected_rows.labels(table).inc()
+        reason = f"ClickHouse refused the row for {table}: {type(exc).__name__}: {exc}"
+        log.error("%s; storing it as a dead letter", reason)
+        if table == "dead_letters":
+            return  # nowhere left to put it: the error log above is its record
+        letter = DeadLetter(
+            source="sink",
+            venue=str(getattr(record, "venue", "")),
+            channel=table,
+            reason=reason[:2000],
+            raw=codec.encode(record).decode(),
+            ts_recv=int(time.time() * 1000),
+        )
+        self._store("dead_letters", [letter], f"{token}/rejected", abort)
+
+    def _drop_stored(self, liquidations: list[Record], job: Job) -> list[Record]:
+        """Liquidations minus those an interrupted earlier batch stored already."""
+        suspects = [
+            e
+            for e in liquidations
+            if isinstance(e, Liquidation) and e.event_id in job.batch.suspect_ids
+        ]
+        if not suspects:
+            return liquidations
+        stored = self._stored_ids(suspects, job.abort)
+        kept = [
+            e for e in liquidations if not (isinstance(e, Liquidation) and e.event_id in stored)
+        ]
+        if len(kept) < len(liquidations):
+            self.metrics.replayed_rows.labels("liquidations").inc(len(liquidations) - len(kept))
+        return kept
+
+    def _stored_ids(self, suspects: list[Liquidation], abort: threading.Event) -> set[str]:
+        query = (
+            f"SELECT event_id FROM {self.store.database}.liquidations "
+            "WHERE asset IN {assets:Array(String)} "
+            "AND ts_event BETWEEN fromUnixTimestamp64Milli({lo:Int64}, 'UTC') "
+            "AND fromUnixTimestamp64Milli({hi:Int64}, 'UTC')"
+        )
+        params = {
+            "assets": sorted({e.asset for e in suspects}),
+            "lo": min(e.ts_event for e in suspects),
+            "hi": max(e.ts_event for e in suspects),
+        }
+        delay = self.retry_initial_s
+        while True:
+            try:
+                result = self.store.client.query(query, parameters=params)
+            except Exception as exc:  # noqa: BLE001  (a read: every failure is retried)
+                self._failed("liquidations", exc)
+                delay = self._backoff(delay, abort)
+                continue
+            self.health.ok()
+            wanted = {e.event_id for e in suspects}
+            return {row[0] for row in result.result_rows} & wanted
