@@ -15,6 +15,8 @@ class WorkerSettings(BaseSettings):
     state_dir: Path = Path("/tmp/liqwatch-worker")  # noqa: S108 - overridden in deployments
     # how often engine state is saved; envelopes are acked (and committed) only once saved
     snapshot_interval_s: float = Field(default=3.0, gt=0)
+    # how often Faust commits acked offsets (a commit never passes the last saved snapshot)
+    commit_interval_s: float = Field(default=2.8, gt=0)
     session_timeout_s: float = Field(default=30.0, gt=0)
     metrics_port: int = Field(default=9108, ge=0, le=65535)
     # how often the worker looks for work that needs no new message (merge, snapshots)

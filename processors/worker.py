@@ -127,6 +127,7 @@ def build_app(
         topic_partitions=kafka.partitions,
         topic_allow_declare=True,  # Faust creates its changelog and assignor topics
         web_enabled=False,
+        broker_commit_interval=worker.commit_interval_s,
         broker_session_timeout=worker.session_timeout_s,
         broker_heartbeat_interval=min(3.0, worker.session_timeout_s / 3),
         consumer_auto_offset_reset="earliest",
@@ -139,7 +140,9 @@ def build_app(
         STATE_TABLE,
         default=None,
         partitions=kafka.partitions,
-        schema=faust.Schema(key_serializer="raw", value_serializer="raw"),
+        # bytes ⇒ Faust's "raw" serializer for writes *and* changelog recovery
+        key_type=bytes,
+        value_type=bytes,
         use_partitioner=True,
     )
     # on equal seal times, prices first: liquidations are placed against the latest mark

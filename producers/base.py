@@ -13,11 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from liqwatch.schema import Completeness, DeadLetter, MarketEvent, Venue
 
 
 class ParseError(Exception):
-    """A frame we cannot turn into events; the message is the reason sent to the dead-letter topic."""
+    """A frame we cannot turn into events; the message is the dead-letter reason."""
 
 
 class IgnoredFrame(Exception):  # noqa: N818 - not an error: acks, pongs, subscription replies
@@ -35,8 +37,10 @@ class ParseContext:
 ParseFn = Callable[[str, bytes, int, ParseContext], list[MarketEvent]]
 
 
-@dataclass(frozen=True)
-class ParseResult:
+class ParseResult(msgspec.Struct, frozen=True, gc=False):
+    """One per frame on the hot path: a msgspec struct builds in ~0.1 µs, a frozen dataclass
+    in ~0.6 µs (a third of the per-frame budget). Holds no cycles, so it skips GC tracking."""
+
     events: list[MarketEvent]
     dead_letter: DeadLetter | None = None
     ignored: bool = False

@@ -108,7 +108,7 @@ class InstrumentRefresher:
         for venue in venues:
             entry = cached.get(venue)
             age_s = (self._now_ms() - entry.fetched_at) / 1000 if entry else None
-            if entry is not None and age_s is not None and age_s <= self.max_age_s:
+            if entry is not None and age_s is not None and age_s < self.max_age_s:
                 self.book.update(entry.instruments)
                 sources[venue] = "cache"
             else:

@@ -26,6 +26,9 @@ class ContractUnit(enum.StrEnum):
     USD = "usd"  # one contract is contract_size USD (inverse contracts)
 
 
+USD_CONTRACTS = ContractUnit.USD
+
+
 class Instrument(msgspec.Struct, frozen=True, kw_only=True):
     venue: Venue
     symbol: str  # the venue's own symbol / instId / instrument_name

@@ -36,9 +36,7 @@ def producer_config(settings: KafkaSettings) -> dict[str, Any]:
 
 
 class KafkaPublisher:
-    def __init__(
-        self, settings: KafkaSettings, on_delivery: DeliveryHook | None = None
-    ) -> None:
+    def __init__(self, settings: KafkaSettings, on_delivery: DeliveryHook | None = None) -> None:
         self.topics = Topics(settings.topic_prefix)
         self._producer = Producer(producer_config(settings))
         self._on_delivery = on_delivery

@@ -55,7 +55,7 @@ def parse_frame(
     if adapter is None:
         return _rejected(str(venue), channel, frame, ts_recv, f"unknown_venue: {venue!r}")
     try:
-        return ParseResult(events=adapter.parse(channel, frame, ts_recv, ctx))
+        return ParseResult(adapter.parse(channel, frame, ts_recv, ctx))
     except IgnoredFrame:
         return ParseResult(events=[], ignored=True)
     except ParseError as exc:

@@ -146,10 +146,13 @@ class Batch:
     suspect_ids: set[str] = field(default_factory=set)
 
     def add(self, records: Sequence[Record], rows: int, suspect: bool = False) -> None:
-        for rec in records:
-            self.records[_TABLE_OF[type(rec)]].append(rec)
-            if suspect and type(rec) is Liquidation:
-                self.suspect_ids.add(rec.event_id)
+        if len(set(map(type, records))) == 1:  # an envelope: one kind, one list
+            self.records[_TABLE_OF[type(records[0])]].extend(records)
+        else:
+            for rec in records:
+                self.records[_TABLE_OF[type(rec)]].append(rec)
+        if suspect:
+            self.suspect_ids.update(r.event_id for r in records if type(r) is Liquidation)
         self.rows += rows
 
     def complete(self, topic: str, partition: int, offset: int) -> None:

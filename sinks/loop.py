@@ -92,6 +92,7 @@ class SinkLoop:
         # Set when fetched messages had to be given back: stay paused until a batch is stored,
         # instead of fetching the same messages again and again.
         self._blocked = False
+        self._rows_per_message = 1.0  # running mean, sizes the next fetch
         metrics.buffer_limit.set(settings.buffer_max_rows)
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -118,7 +119,7 @@ class SinkLoop:
             self._take(self.consumer.consume(num_messages=1, timeout=0.05))
         else:
             self._set_paused(False)
-            messages = self.consumer.consume(self.settings.poll_max_messages, timeout=0.1)
+            messages = self.consumer.consume(self._fetch_size(), timeout=0.1)
             self._take(messages)
         self._report()
 
@@ -142,6 +143,11 @@ class SinkLoop:
 
     def _room(self) -> int:
         return self.settings.buffer_max_rows - self._held()
+
+    def _fetch_size(self) -> int:
+        """How many messages to ask for: about what fits, so few have to be given back."""
+        fits = int(self._room() / max(1.0, self._rows_per_message))
+        return max(1, min(self.settings.poll_max_messages, fits))
 
     def _take(self, messages: Sequence[Message]) -> None:
         if not messages:
@@ -178,6 +184,7 @@ class SinkLoop:
         suspect = offset <= self.suspect_through.get(tp, -1) or self._suspect(tp, rows)
         self.buffer.add(records, rows, suspect=suspect)
         self.buffer.complete(topic, partition, offset)
+        self._rows_per_message += (rows - self._rows_per_message) * 0.05
         self.metrics.messages.labels(topic).inc()
         self.metrics.set_buffer(self._held())
         return True

@@ -112,7 +112,7 @@ def _float_text(value: float) -> str:
     if math.isnan(value) or math.isinf(value):
         return str(value)
     if value == int(value) and abs(value) < 1e15:
-        return str(int(value)) if abs(value) >= 1e6 else repr(value)
+        return str(int(value))
     return f"{value:.10g}" if abs(value) < 1e6 else f"{value:.2f}"
 
 

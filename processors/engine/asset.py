@@ -149,7 +149,7 @@ class AssetEngine:
         out: list[Output] = []
         for ev in self.cascade.add(c.ts, c.side, c.usd, bits, ref):
             out += self._cascade_outputs(ev)
-        for res in self.sweeps.on_liquidations(c.ts, price, c.side, c.usd):
+        for res in self.sweeps.on_liquidations(c.ts, price, c.side, c.usd, c.sampled):
             out += self._sweep_outputs(res)
         return out
 

@@ -13,7 +13,7 @@ from typing import TypeVar
 import msgspec
 import numpy as np
 
-from liqwatch.schema import DeadLetter, Liquidation, MarkPrice, OpenInterest, Side
+from liqwatch.schema import Completeness, DeadLetter, Liquidation, MarkPrice, OpenInterest, Side
 from processors.engine.common import LONG, SHORT, BoolArray, FloatArray, IntArray
 
 T = TypeVar("T")
@@ -28,6 +28,7 @@ class LiqColumns:
     has_fill: BoolArray
     usd: FloatArray
     side: IntArray
+    sampled: BoolArray  # from a venue that samples its liquidation feed
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ def liquidation_columns(events: list[Liquidation]) -> tuple[LiqColumns, list[Dea
     )
     usd = np.fromiter((e.notional_usd for e in events), np.float64, n)
     side = np.fromiter((LONG if e.side is Side.LONG else SHORT for e in events), np.int64, n)
+    sampled = np.fromiter((e.completeness is Completeness.SAMPLED for e in events), bool, n)
     has_fill = np.isfinite(fill) & (fill > 0)
     price = np.where(has_fill, fill, order_px)
     dead, ok = _split(list(events), _positive(price, usd) & (ts > 0), "liquidation", "bad price")
@@ -110,6 +112,7 @@ def liquidation_columns(events: list[Liquidation]) -> tuple[LiqColumns, list[Dea
         has_fill=has_fill[idx],
         usd=usd[idx],
         side=side[idx],
+        sampled=sampled[idx],
     )
     return cols, dead
 

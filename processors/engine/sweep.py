@@ -5,7 +5,9 @@ consuming levels, and the sweep happens when price trades below its bottom (far)
 mirror this above price. A sweep is confirmed when realized liquidations of that side were
 observed inside the band (± one bucket) from ``confirm_window_s`` before price entered it to
 ``confirm_window_s`` after it crossed, totalling at least
-``max(confirm_min_usd, confirm_share × estimated notional consumed)``. The sweep is reported
+``max(confirm_min_usd, confirm_share × estimated notional consumed)``; or, since a sampled
+feed hides most of the notional, sampled liquidations in the band in at least
+``sampled_busy_seconds`` distinct seconds within ``confirm_window_s`` of the crossing. The sweep is reported
 as soon as it is confirmed, or unconfirmed once the confirmation window has passed.
 """
 
@@ -18,7 +20,7 @@ import numpy as np
 
 from liqwatch.schema import Intensity
 from processors.engine.clusters import TIERS
-from processors.engine.common import LONG, FloatArray, IntArray
+from processors.engine.common import LONG, BoolArray, FloatArray, IntArray
 from processors.engine.config import SweepConfig
 from processors.engine.estimated import Consumed
 from processors.engine.tracker import ClusterTracker, TrackedCluster
@@ -45,6 +47,7 @@ class SweepState(msgspec.Struct, kw_only=True):
     liq_price: np.ndarray = msgspec.field(default_factory=lambda: np.zeros(0))
     liq_side: np.ndarray = msgspec.field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     liq_usd: np.ndarray = msgspec.field(default_factory=lambda: np.zeros(0))
+    liq_sampled: np.ndarray = msgspec.field(default_factory=lambda: np.zeros(0, dtype=bool))
     last_price: float = 0.0
 
 
@@ -136,7 +139,7 @@ class SweepDetector:
     # --- realized confirmation --------------------------------------------------------------
 
     def on_liquidations(
-        self, ts: IntArray, price: FloatArray, side: IntArray, usd: FloatArray
+        self, ts: IntArray, price: FloatArray, side: IntArray, usd: FloatArray, sampled: BoolArray
     ) -> list[SweepResult]:
         s = self.state
         now = int(ts.max())
@@ -146,10 +149,12 @@ class SweepDetector:
         s.liq_price = np.concatenate([s.liq_price, price])
         s.liq_side = np.concatenate([s.liq_side, side])
         s.liq_usd = np.concatenate([s.liq_usd, usd])
+        s.liq_sampled = np.concatenate([s.liq_sampled, sampled])
         if s.liq_ts.size and s.liq_ts[0] < keep_from:
             keep = s.liq_ts >= keep_from
             s.liq_ts, s.liq_price = s.liq_ts[keep], s.liq_price[keep]
             s.liq_side, s.liq_usd = s.liq_side[keep], s.liq_usd[keep]
+            s.liq_sampled = s.liq_sampled[keep]
         return self._resolve(now, final=False) if s.pending else []
 
     def tick(self, now: int) -> list[SweepResult]:
@@ -159,9 +164,9 @@ class SweepDetector:
         out: list[SweepResult] = []
         still: list[PendingSweep] = []
         for p in self.state.pending:
-            realized = self._realized(p)
-            needed = max(self.cfg.confirm_min_usd, self.cfg.confirm_share * p.estimated_usd)
-            if realized >= needed:
+            mask = self._in_band(p)
+            realized = float(self.state.liq_usd[mask].sum())
+            if self._confirmed(p, mask, realized):
                 out.append(SweepResult(p, realized, True, max(now, p.crossed_at)))
             elif final and now >= p.crossed_at + self.window_ms:
                 out.append(SweepResult(p, realized, False, now))
@@ -170,13 +175,23 @@ class SweepDetector:
         self.state.pending = still
         return out
 
-    def _realized(self, p: PendingSweep) -> float:
+    def _confirmed(self, p: PendingSweep, mask: BoolArray, realized: float) -> bool:
+        needed = max(self.cfg.confirm_min_usd, self.cfg.confirm_share * p.estimated_usd)
+        if realized >= needed:
+            return True
+        # A sampled feed (one liquidation per symbol per second) that was busy in the band
+        # hides most of the notional: enough busy seconds confirm on their own.
+        ts = self.state.liq_ts
+        near = np.abs(ts - p.crossed_at) <= self.window_ms
+        busy = ts[mask & near & self.state.liq_sampled] // 1000
+        return np.unique(busy).size >= self.cfg.sampled_busy_seconds
+
+    def _in_band(self, p: PendingSweep) -> BoolArray:
         s = self.state
-        mask = (
+        return (
             (s.liq_side == p.side)
             & (s.liq_ts >= p.touched_at - self.window_ms)
             & (s.liq_ts <= p.crossed_at + self.window_ms)
             & (s.liq_price >= p.band_lo * (1 - self.tol))
             & (s.liq_price <= p.band_hi * (1 + self.tol))
         )
-        return float(s.liq_usd[mask].sum())

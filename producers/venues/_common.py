@@ -8,7 +8,6 @@ in C, before any Python code sees the frame.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import math
 from typing import Annotated, Any, TypeVar
 
@@ -53,11 +52,6 @@ def decode_any(frame: bytes) -> Any:
         return msgspec.json.decode(frame)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise BadJsonError(str(exc)) from None
-
-
-def hashed_id(text: str) -> str:
-    """A short, stable id from the identifying content of an event (replays give the same id)."""
-    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
 def lookup(ctx: ParseContext, venue: Venue, symbol: str) -> Instrument:

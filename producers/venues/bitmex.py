@@ -51,7 +51,7 @@ MAX_OPEN_ORDERS = 50_000  # bound on remembered orders if deletes were missed
 D = TypeVar("D")
 
 
-class _Msg(msgspec.Struct, Generic[D]):
+class _Msg(msgspec.Struct, Generic[D], gc=False):
     table: str | None = None
     action: str | None = None
     data: list[D] | None = None
@@ -61,7 +61,7 @@ class _Msg(msgspec.Struct, Generic[D]):
     status: int | None = None
 
 
-class _LiqRow(msgspec.Struct, rename="camel"):
+class _LiqRow(msgspec.Struct, rename="camel", gc=False):
     order_id: str = msgspec.field(name="orderID")
     symbol: str | None = None
     side: str | None = None
@@ -69,7 +69,7 @@ class _LiqRow(msgspec.Struct, rename="camel"):
     leaves_qty: NonNegative | None = None
 
 
-class _InstrumentRow(msgspec.Struct, rename="camel"):
+class _InstrumentRow(msgspec.Struct, rename="camel", gc=False):
     symbol: str
     mark_price: Positive | None = None
     indicative_settle_price: Positive | None = None
@@ -264,7 +264,7 @@ def parse(channel: str, frame: bytes, ts_recv: int, ctx: ParseContext) -> list[M
     raise UnknownChannelError(f"bitmex has no channel {channel!r}")
 
 
-class _Probe(msgspec.Struct):
+class _Probe(msgspec.Struct, gc=False):
     table: str | None = None
     success: object = None
     info: object = None

@@ -16,6 +16,7 @@ import msgspec
 
 from liqwatch.schema import Completeness, Liquidation, MarketEvent, Side, Venue
 from producers.base import IgnoredFrame, ParseContext, VenueAdapter
+from producers.instruments import USD_CONTRACTS
 from producers.errors import (
     InvalidValueError,
     SchemaError,
@@ -29,7 +30,6 @@ from producers.venues._common import (
     TsMs,
     decode,
     decoder,
-    hashed_id,
     lookup,
     opt_float,
 )
@@ -40,9 +40,10 @@ LIQUIDATION_PREFIX = "allLiquidation."
 TICKERS_PREFIX = "tickers."
 TICKERS_STATE_KEY = "bybit_tickers"
 SIDES = {"Buy": Side.LONG, "Sell": Side.SHORT}
+COMPLETE = Completeness.COMPLETE
 
 
-class _Liq(msgspec.Struct):
+class _Liq(msgspec.Struct, gc=False):
     T: TsMs
     s: str
     S: str
@@ -50,7 +51,7 @@ class _Liq(msgspec.Struct):
     p: Positive
 
 
-class _LiqMsg(msgspec.Struct):
+class _LiqMsg(msgspec.Struct, gc=False):
     topic: str | None = None
     data: list[_Liq] | None = None
     op: str | None = None
@@ -58,7 +59,7 @@ class _LiqMsg(msgspec.Struct):
     ret_msg: str = ""
 
 
-class _Ticker(msgspec.Struct, rename="camel"):
+class _Ticker(msgspec.Struct, rename="camel", gc=False):
     # strings: Bybit sends "" for fields that do not apply (funding of dated futures)
     symbol: str
     mark_price: str | None = None
@@ -68,7 +69,7 @@ class _Ticker(msgspec.Struct, rename="camel"):
     next_funding_time: str | None = None
 
 
-class _TickerMsg(msgspec.Struct):
+class _TickerMsg(msgspec.Struct, gc=False):
     topic: str | None = None
     type: str | None = None
     ts: TsMs | None = None
@@ -78,7 +79,7 @@ class _TickerMsg(msgspec.Struct):
     ret_msg: str = ""
 
 
-class _Control(msgspec.Struct):
+class _Control(msgspec.Struct, gc=False):
     op: str | None = None
     success: bool | None = None
     ret_msg: str = ""
@@ -117,7 +118,11 @@ def _liquidation(liq: _Liq, ts_recv: int, ctx: ParseContext) -> Liquidation:
     symbol = liq.s
     inst = lookup(ctx, VENUE, symbol)
     price = liq.p
-    base, usd = inst.value(liq.v, price)
+    size = liq.v * inst.contract_size  # inline Instrument.value: this is the hot path
+    if inst.contract_unit is USD_CONTRACTS:
+        qty, usd = size / price, size
+    else:
+        qty, usd = size, size * price
     return Liquidation(
         venue=VENUE,
         symbol=symbol,
@@ -125,12 +130,12 @@ def _liquidation(liq: _Liq, ts_recv: int, ctx: ParseContext) -> Liquidation:
         asset=inst.asset,
         side=side,
         price=price,
-        qty=base,
+        qty=qty,
         notional_usd=usd,
-        completeness=Completeness.COMPLETE,
+        completeness=COMPLETE,
         ts_event=liq.T,
         ts_recv=ts_recv,
-        event_id=hashed_id(f"bybit|{symbol}|{liq.T}|{liq.S}|{price!r}|{liq.v!r}"),
+        event_id=f"bybit:{symbol}:{liq.T}:{liq.S}:{liq.v!r}@{price!r}",
     )
 
 
@@ -222,7 +227,7 @@ def parse(channel: str, frame: bytes, ts_recv: int, ctx: ParseContext) -> list[M
     raise UnknownChannelError(f"bybit has no channel {channel!r}")
 
 
-class _Probe(msgspec.Struct):
+class _Probe(msgspec.Struct, gc=False):
     topic: str | None = None
     op: str | None = None
 

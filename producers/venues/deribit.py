@@ -39,7 +39,7 @@ MAKER_SIDE = {"sell": Side.SHORT, "buy": Side.LONG}  # the maker traded the othe
 ROLES = {"T": ("T",), "M": ("M",), "MT": ("M", "T"), "TM": ("M", "T")}
 
 
-class _Trade(msgspec.Struct):
+class _Trade(msgspec.Struct, gc=False):
     trade_id: str | int
     timestamp: TsMs
     price: Positive
@@ -49,7 +49,7 @@ class _Trade(msgspec.Struct):
     liquidation: str | None = None
 
 
-class _Ticker(msgspec.Struct):
+class _Ticker(msgspec.Struct, gc=False):
     timestamp: TsMs
     instrument_name: str
     mark_price: Positive
@@ -59,36 +59,36 @@ class _Ticker(msgspec.Struct):
     current_funding: Rate | None = None
 
 
-class _Error(msgspec.Struct):
+class _Error(msgspec.Struct, gc=False):
     code: int = 0
     message: str = ""
 
 
-class _TradesParams(msgspec.Struct):
+class _TradesParams(msgspec.Struct, gc=False):
     channel: str | None = None
     data: list[_Trade] | None = None
 
 
-class _TickerParams(msgspec.Struct):
+class _TickerParams(msgspec.Struct, gc=False):
     channel: str | None = None
     data: _Ticker | None = None
 
 
-class _TradesMsg(msgspec.Struct):
+class _TradesMsg(msgspec.Struct, gc=False):
     method: str | None = None
     params: _TradesParams | None = None
     id: int | str | None = None
     error: _Error | None = None
 
 
-class _TickerMsg(msgspec.Struct):
+class _TickerMsg(msgspec.Struct, gc=False):
     method: str | None = None
     params: _TickerParams | None = None
     id: int | str | None = None
     error: _Error | None = None
 
 
-class _Control(msgspec.Struct):
+class _Control(msgspec.Struct, gc=False):
     method: str | None = None
     id: int | str | None = None
     error: _Error | None = None
@@ -188,11 +188,11 @@ def parse(channel: str, frame: bytes, ts_recv: int, ctx: ParseContext) -> list[M
     raise UnknownChannelError(f"deribit has no channel {channel!r}")
 
 
-class _ProbeParams(msgspec.Struct):
+class _ProbeParams(msgspec.Struct, gc=False):
     channel: str | None = None
 
 
-class _Probe(msgspec.Struct):
+class _Probe(msgspec.Struct, gc=False):
     method: str | None = None
     params: _ProbeParams | None = None
     id: object = None

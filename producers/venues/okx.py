@@ -24,7 +24,6 @@ from producers.venues._common import (
     TsMs,
     decode,
     decoder,
-    hashed_id,
     ignore_pong,
     lookup,
     opt_float,
@@ -52,11 +51,11 @@ SIDES = {
 D = TypeVar("D")
 
 
-class _Arg(msgspec.Struct):
+class _Arg(msgspec.Struct, gc=False):
     channel: str
 
 
-class _Msg(msgspec.Struct, Generic[D]):
+class _Msg(msgspec.Struct, Generic[D], gc=False):
     """A push (``arg`` + ``data``) or an event reply (``subscribe``, ``error``, ``notice``)."""
 
     arg: _Arg | None = None
@@ -66,7 +65,7 @@ class _Msg(msgspec.Struct, Generic[D]):
     msg: str = ""
 
 
-class _Detail(msgspec.Struct, rename="camel"):
+class _Detail(msgspec.Struct, rename="camel", gc=False):
     bk_px: Positive
     sz: Positive
     side: str
@@ -74,12 +73,12 @@ class _Detail(msgspec.Struct, rename="camel"):
     pos_side: str = ""
 
 
-class _LiqEntry(msgspec.Struct, rename="camel"):
+class _LiqEntry(msgspec.Struct, rename="camel", gc=False):
     inst_id: str
     details: list[_Detail]
 
 
-class _OpenInterest(msgspec.Struct, rename="camel"):
+class _OpenInterest(msgspec.Struct, rename="camel", gc=False):
     inst_id: str
     oi: NonNegative
     ts: TsMs
@@ -87,13 +86,13 @@ class _OpenInterest(msgspec.Struct, rename="camel"):
     oi_usd: NonNegative | None = None
 
 
-class _Mark(msgspec.Struct, rename="camel"):
+class _Mark(msgspec.Struct, rename="camel", gc=False):
     inst_id: str
     mark_px: Positive
     ts: TsMs
 
 
-class _Funding(msgspec.Struct, rename="camel"):
+class _Funding(msgspec.Struct, rename="camel", gc=False):
     inst_id: str
     funding_rate: str
     funding_time: str = ""
@@ -130,7 +129,6 @@ def _liquidation(inst_id: str, detail: _Detail, ts_recv: int, ctx: ParseContext)
     inst = lookup(ctx, VENUE, inst_id)
     price = detail.bk_px
     base, usd = inst.value(detail.sz, price)
-    key = f"okx|{inst_id}|{detail.ts}|{detail.side}|{detail.pos_side}|{price!r}|{detail.sz!r}"
     return Liquidation(
         venue=VENUE,
         symbol=inst_id,
@@ -143,7 +141,7 @@ def _liquidation(inst_id: str, detail: _Detail, ts_recv: int, ctx: ParseContext)
         completeness=Completeness.PARTIAL,
         ts_event=detail.ts,
         ts_recv=ts_recv,
-        event_id=hashed_id(key),
+        event_id=f"okx:{inst_id}:{detail.ts}:{detail.side}:{detail.pos_side}:{detail.sz!r}@{price!r}",
     )
 
 

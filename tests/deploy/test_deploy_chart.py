@@ -83,6 +83,56 @@ def test_example_render_is_valid_kubernetes(example_manifests: list[Manifest]) -
     assert _kube_validate_all(example_manifests) == []
 
 
+VARIANTS = {
+    "switches-off": [
+        "networkPolicy.enabled=false",
+        "worker.persistence.enabled=false",
+        "sink.autoscaling.enabled=false",
+        "serviceAccount.create=false",
+        "jobs.migrate.enabled=false",
+        "jobs.topics.enabled=false",
+        "producers.pdb.enabled=false",
+        "alerter.persistence.enabled=false",
+        "alerter.replicas=2",
+    ],
+    "chart-secrets": [
+        "clickhouse.password=pw",
+        "clickhouse.analyst.enabled=true",
+        "clickhouse.analyst.password=apw",
+        "notify.urls[0]=tgram://token/1",
+        "image.digest=sha256:" + "a" * 64,
+        "env.LIQWATCH_KAFKA_CLIENT_ID=x",
+        "podSecurityContext.runAsUser=null",
+    ],
+}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_value_variants_render_valid_kubernetes(helm: Helm, variant: str) -> None:
+    manifests = helm.render(sets=VARIANTS[variant])
+    assert _kube_validate_all(manifests) == []
+    workloads = list(pod_workloads(manifests))
+    if variant == "switches-off":
+        (sink,) = [w for w in workloads if component_of(w) == "sink"]
+        assert sink["spec"]["replicas"] == 1
+        assert not any(w["kind"] == "Job" for w in workloads)
+        assert by_kind(manifests, "NetworkPolicy") == {}
+        (worker,) = by_kind(manifests, "StatefulSet").values()
+        assert "volumeClaimTemplates" not in worker["spec"]
+    else:
+        assert all(
+            "@sha256:aaaa" in w["spec"]["template"]["spec"]["containers"][0]["image"]
+            for w in workloads
+        )
+        assert all(
+            "runAsUser" not in w["spec"]["template"]["spec"]["securityContext"] for w in workloads
+        )
+        assert {d["metadata"]["name"] for d in by_kind(manifests, "Secret").values()} == {
+            "liqwatch",
+            "liqwatch-hook-credentials",
+        }
+
+
 def test_kubernetes_validation_rejects_unknown_fields(default_manifests: list[Manifest]) -> None:
     """The validator itself is strict: a misspelt field in a rendered Deployment is caught."""
     deployment = copy.deepcopy(next(d for d in default_manifests if d["kind"] == "Deployment"))
@@ -238,6 +288,20 @@ def test_worker_statefulset_keeps_state_on_a_volume_claim(
     assert {"name": claim["metadata"]["name"], "mountPath": state_dir} in container["volumeMounts"]
 
 
+def test_alerter_keeps_its_sent_store_across_restarts(example_manifests: list[Manifest]) -> None:
+    alerter = by_kind(example_manifests, "Deployment")["liqwatch-alerter"]
+    spec = alerter["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    state_dir = container_env(container)["LIQWATCH_ALERTER_STATE_DIR"]["value"]
+    assert {"name": "state", "mountPath": state_dir} in container["volumeMounts"]
+    (volume,) = [v for v in spec["volumes"] if v["name"] == "state"]
+    claim = by_kind(example_manifests, "PersistentVolumeClaim")[
+        volume["persistentVolumeClaim"]["claimName"]
+    ]
+    assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    assert alerter["spec"]["strategy"] == {"type": "Recreate"}  # RWO volume
+
+
 def test_sink_is_scaled_by_its_hpa(default_manifests: list[Manifest]) -> None:
     (hpa,) = by_kind(default_manifests, "HorizontalPodAutoscaler").values()
     sink = by_kind(default_manifests, "Deployment")[hpa["spec"]["scaleTargetRef"]["name"]]
@@ -292,7 +356,7 @@ def test_network_policies_allow_only_what_each_component_needs(
     assert ports["worker"] == {53, 9092}
     assert ports["producer"] == {53, 9092, 443}
     assert ports["sink"] == {53, 9092, 8123, 8443}
-    assert {465, 587, 443} <= ports["alerter"]
+    assert ports["alerter"] == {53, 9092, 443, 465, 587}
     assert 8123 not in ports["topics-create"]
     for component in SERVICE_COMPONENTS:
         (ingress,) = policies[component]["spec"]["ingress"]
@@ -339,13 +403,14 @@ def test_secrets_are_rendered_only_into_secret_objects(helm: Helm, tmp_path: Pat
     for sentinel in SENTINELS.values():
         assert sentinel in delivered
     # and the services reach them by reference only
-    alerter = by_kind(manifests, "Deployment")["liqwatch-alerter"]
-    (container,) = alerter["spec"]["template"]["spec"]["containers"]
-    env = container_env(container)
-    assert env["LIQWATCH_CLICKHOUSE_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+    deployments = by_kind(manifests, "Deployment")
+    (sink,) = deployments["liqwatch-sink"]["spec"]["template"]["spec"]["containers"]
+    assert container_env(sink)["LIQWATCH_CLICKHOUSE_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
         "name": "liqwatch",
         "key": "clickhouse-password",
     }
+    (alerter,) = deployments["liqwatch-alerter"]["spec"]["template"]["spec"]["containers"]
+    env = container_env(alerter)
     assert env["LIQWATCH_NOTIFY_URLS_FILE"]["value"] == "/etc/liqwatch/notify/urls"
     assert "LIQWATCH_NOTIFY_URLS" not in env
 
@@ -380,14 +445,16 @@ def test_existing_secrets_replace_the_chart_secret(example_manifests: list[Manif
     }
 
 
-def test_only_components_that_write_clickhouse_get_its_password(helm: Helm, tmp_path: Path) -> None:
+def test_only_components_that_talk_to_clickhouse_get_its_password(
+    helm: Helm, tmp_path: Path
+) -> None:
     manifests = helm.render([_sentinel_values(tmp_path)])
     with_password = {
         component_of(w)
         for w, t in pod_templates(manifests)
         if "LIQWATCH_CLICKHOUSE_PASSWORD" in container_env(t["spec"]["containers"][0])
     }
-    assert with_password == {"sink", "alerter", "db-migrate", "analyst-user"}
+    assert with_password == {"sink", "db-migrate", "analyst-user"}
 
 
 # --- values schema and render-time checks ----------------------------------------------------
@@ -437,6 +504,7 @@ TEMPLATE_CHECKS = [
     ),
     (_groups(("a", ["okx"]), ("a", ["bybit"])), 'group name "a" is used twice'),
     ({"clickhouse": {"analyst": {"enabled": True}}}, "clickhouse.analyst.enabled needs"),
+    ({"alerter": {"replicas": 2}}, "alerter.replicas (2) must be 1 while alerter.persistence"),
     (
         {"sink": {"autoscaling": {"minReplicas": 5, "maxReplicas": 2}}},
         "minReplicas (5) must be <= sink.autoscaling.maxReplicas (2)",

@@ -9,13 +9,16 @@ from __future__ import annotations
 import json
 import re
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import clickhouse_connect
 import pytest
 import yaml
 
-from tests.deploy.deploy_helpers import DASHBOARD_FILE, REPO, Manifest, by_kind
+from sinks.clickhouse.migrate import migrate
+from tests.deploy.deploy_helpers import DASHBOARD_FILE, REPO, TABLES_FILE, Manifest, by_kind
 
 PromqlCheck = Callable[[Sequence[str]], list[dict[str, Any]]]
 
@@ -96,8 +99,8 @@ def test_metrics_file_is_the_service_contract(metrics_spec: dict[str, dict[str, 
 
 
 def test_tables_file_is_the_storage_contract(tables_spec: dict[str, Any]) -> None:
-    assert set(tables_spec) == CONTRACT_TABLES
-    assert list(tables_spec["liquidations_1m"]["columns"]) == [
+    assert set(tables_spec) >= CONTRACT_TABLES
+    assert set(tables_spec["liquidations_1m"]["columns"]) >= {
         "asset",
         "venue",
         "side",
@@ -106,9 +109,9 @@ def test_tables_file_is_the_storage_contract(tables_spec: dict[str, Any]) -> Non
         "notional_usd",
         "qty",
         "events",
-    ]
+    }
     for name, table in tables_spec.items():
-        assert set(table["order_by"]) <= set(table["columns"]), name
+        assert set(table.get("computed", [])) <= set(table["columns"]), name
 
 
 # --- PromQL: dashboard and alert rules -------------------------------------------------------
@@ -255,46 +258,111 @@ def test_dashboard_layout() -> None:
 # --- ClickHouse panels against a real server ----------------------------------------------
 
 
-def _ddl(database: str, name: str, table: dict[str, Any]) -> str:
-    columns = ", ".join(f"`{col}` {ctype}" for col, ctype in table["columns"].items())
-    order = ", ".join(table["order_by"])
-    return (
-        f"CREATE TABLE {database}.{name} ({columns}) ENGINE = {table['engine']} ORDER BY ({order})"
-    )
+def _schema(client: Any, database: str) -> dict[str, Any]:
+    """Tables and views of `database` in the shape of deploy/tables.yaml."""
+    tables = client.query(
+        "SELECT name, engine, sorting_key FROM system.tables WHERE database = {db:String}",
+        parameters={"db": database},
+    ).result_rows
+    columns = client.query(
+        "SELECT table, name, type, default_kind FROM system.columns"
+        " WHERE database = {db:String} ORDER BY table, position",
+        parameters={"db": database},
+    ).result_rows
+    found: dict[str, Any] = {"tables": {}, "views": {}}
+    for name, engine, key in tables:
+        section = "views" if engine.endswith("View") else "tables"
+        found[section][name] = {"engine": engine, "columns": {}}
+        if section == "tables":
+            found[section][name]["order_by"] = key
+    for table, name, ctype, kind in columns:
+        entry = found["views"].get(table) or found["tables"][table]
+        entry["columns"][name] = ctype
+        if kind in ("ALIAS", "MATERIALIZED"):
+            entry.setdefault("computed", []).append(name)
+    return found
 
 
-SEED_ROWS = {
-    "liquidations_1m": (
-        "SELECT 'BTC', venue, side, bucket, toStartOfMinute(now() - INTERVAL n MINUTE),"
-        " 125000.0, 1.9, 3 FROM (SELECT arrayJoin(['binance','bybit']) AS venue,"
-        " arrayJoin(['long','short']) AS side, arrayJoin([64000.0, 64064.0]) AS bucket,"
-        " arrayJoin([1, 5, 30]) AS n)"
-    ),
-    "liquidations": (
-        "SELECT now64(3), now64(3), 'binance', 'BTCUSDT', 'BTC-USDT-PERP', 'BTC', 'long',"
-        " 64000.5, NULL, 2.0, 128001.0, 'sampled', 'e1'"
-    ),
-    "alerts": (
-        "SELECT 'a1', 'cascade', 'started', 'BTC', ['BTC-USDT-PERP'], ['binance'], '[]', 'long',"
-        " '5m', 'critical', 'bright', 63000, 64000, 2.5e6, NULL, NULL, NULL, 64100, 65000,"
-        " now64(3), now64(3), 'Long cascade', 'summary', 'liqwatch-heatmap/1.0', 'ended', map()"
-    ),
-    "alert_outcomes": "SELECT 'a1', 15, now64(3), 63500, 1.2, 0.3, true",
-    "dead_letters": (
-        "SELECT now64(3), 'producer/parse', 'okx', 'liquidation-orders', 'bad side', '{}'"
-    ),
-    "deliveries": "SELECT 'a1', 0, 'desk', 'tgram://api.telegram.org', 'sent', 1, '', now64(3)",
-}
+def _contract_shape() -> dict[str, Any]:
+    spec = yaml.safe_load(TABLES_FILE.read_text())
+    for section in ("tables", "views"):
+        for entry in spec[section].values():
+            entry.pop("description")
+    return {"tables": spec["tables"], "views": spec["views"]}
 
 
-@pytest.fixture
-def clickhouse(clickhouse_client: Any, ch_database: str, tables_spec: dict[str, Any]) -> Any:
-    """The shared test ClickHouse server with the contract tables and a few seeded rows."""
-    for name, table in tables_spec.items():
-        clickhouse_client.command(_ddl(ch_database, name, table))
-    for name, select in SEED_ROWS.items():
-        clickhouse_client.command(f"INSERT INTO {ch_database}.{name} {select}")
-    return clickhouse_client
+def test_tables_file_matches_the_migrations(clickhouse_client: Any, ch_database: str) -> None:
+    """`liqwatch db migrate` creates exactly the tables, keys and column types listed."""
+    assert migrate(clickhouse_client, ch_database)
+    assert _schema(clickhouse_client, ch_database) == _contract_shape()
+
+
+NOW = "now64(3) - INTERVAL {m} MINUTE"
+SEED = [
+    (
+        "liquidations (venue, symbol, instrument, asset, side, price, qty, notional_usd,"
+        " completeness, ts_event, ts_recv, event_id)",
+        "SELECT venue, 'BTCUSDT', 'BTC-USDT-PERP', 'BTC', side, price, 2, 2 * price, 'sampled',"
+        f" {NOW.format(m='m')}, {NOW.format(m='m')},"
+        " concat(venue, side, toString(price), toString(m))"
+        " FROM (SELECT arrayJoin(['binance', 'bybit']) AS venue,"
+        " arrayJoin(['long', 'short']) AS side,"
+        " arrayJoin([64000.5, 64100.5]) AS price, arrayJoin([1, 5, 30]) AS m)",
+    ),
+    (
+        "signals (kind, asset, ts, model, side, band_lo, band_hi, notional_usd, payload)",
+        "SELECT 'cascade', 'BTC', now64(3), 'liqwatch-heatmap/1.0', 'long', NULL, NULL, 3e6,"
+        ' \'{"cascade_id": "c1", "phase": "ended", "started_at": \''
+        ' || toString(toUnixTimestamp64Milli(now64(3)) - 60000) || \', "duration_ms": 60000,'
+        ' "total_notional_usd": 3e6, "events": 40, "venues": ["binance", "bybit"],'
+        ' "price_start": 64500, "price_now": 63800, "peak_rate_usd_s": 2e5}\'',
+    ),
+    (
+        "alerts (alert_id, kind, subkind, asset, instruments, venues, side, timeframe, severity,"
+        " intensity, band_lo, band_hi, notional_usd, price_at_alert, invalidation, created_at,"
+        " ts_event, title, summary, model, status, outcome, details)",
+        "SELECT 'a1', 'cascade', 'started', 'BTC', ['BTC-USDT-PERP'],"
+        " [('binance', 'sampled', false, 0.4)], 'long', '5m', 'critical', 'bright', 63000, 64000,"
+        " 2.5e6, 64100, 65000, now64(3), now64(3), 'Long cascade', 'summary',"
+        " 'liqwatch-heatmap/1.0', 'ended', (15, 63500, 1.2, 0.3, true), map('k', 1.0)",
+    ),
+    (
+        "alert_outcomes (alert_id, horizon_min, price_after, max_favourable_pct,"
+        " max_adverse_pct, hit, computed_at)",
+        "SELECT 'a1', 15, 63500, 1.2, 0.3, true, now64(3)",
+    ),
+    (
+        "dead_letters (source, venue, channel, reason, raw, ts_recv)",
+        "SELECT 'producer/parse', 'okx', 'liquidation-orders', 'bad side', '{}', now64(3)",
+    ),
+    (
+        "deliveries (alert_id, update_seq, route, target, status, attempts, error, ts)",
+        "SELECT 'a1', 0, 'desk', 'tgram://api.telegram.org', 'sent', 1, '', now64(3)",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def clickhouse(clickhouse_server: Any) -> Iterator[Any]:
+    """The migrated schema on the shared test server, with a few rows of every kind.
+
+    Module-scoped: the panel queries only read, so one migrated database serves them all.
+    """
+    clickhouse_server.ensure_started()
+    database = f"test_dash_{uuid.uuid4().hex[:10]}"
+    client = clickhouse_connect.get_client(host=clickhouse_server.host, port=clickhouse_server.port)
+    try:
+        migrate(client, database)
+        for target, select in SEED:
+            client.command(f"INSERT INTO {database}.{target} {select}")
+        client.close()
+        client = clickhouse_connect.get_client(
+            host=clickhouse_server.host, port=clickhouse_server.port, database=database
+        )
+        yield client
+    finally:
+        client.command(f"DROP DATABASE IF EXISTS {database} SYNC")
+        client.close()
 
 
 def expand_grafana_sql(sql: str, now_s: int, interval_s: int = 60) -> str:
@@ -332,13 +400,14 @@ def _clickhouse_queries() -> list[tuple[str, str]]:
 
 
 def test_clickhouse_panels_read_only_contract_tables(tables_spec: dict[str, Any]) -> None:
+    readable = set(tables_spec) | set(yaml.safe_load(TABLES_FILE.read_text())["views"])
     queries = _clickhouse_queries()
     assert len(queries) >= 8
     read: set[str] = set()
     for title, sql in queries:
         tables = set(re.findall(r"\b(?:FROM|JOIN)\s+([a-z_0-9]+)", sql, flags=re.IGNORECASE))
         assert tables, title
-        assert tables <= set(tables_spec), f"{title}: {tables - set(tables_spec)}"
+        assert tables <= readable, f"{title}: {tables - readable}"
         read |= tables
     assert {"liquidations", "liquidations_1m", "alerts", "alert_outcomes"} <= read
 
@@ -352,5 +421,7 @@ def test_clickhouse_panel_query_runs_and_returns_rows(
     result = clickhouse.query(expand_grafana_sql(sql, int(time.time())))
     assert result.result_rows, f"{title} returned nothing from the seeded tables"
     if title.startswith("Liquidation heatmap"):
-        assert {row[1] for row in result.result_rows} == {"64000", "64064"}
+        # two seeded prices, 100 apart: two 10 bp buckets, each 2 venues x 2 sides x 2 qty
         assert result.column_names == ("time", "price", "notional_usd")
+        assert len({row[1] for row in result.result_rows}) == 2
+        assert len({row[0] for row in result.result_rows}) == 3

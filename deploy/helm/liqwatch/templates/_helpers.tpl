@@ -176,6 +176,9 @@ LIQWATCH_METRICS_PORT: {{ .Values.metrics.port | quote }}
 {{- if and .Values.clickhouse.analyst.enabled (not (or .Values.clickhouse.analyst.password .Values.clickhouse.analyst.existingSecret)) -}}
 {{- fail "clickhouse.analyst.enabled needs clickhouse.analyst.password or clickhouse.analyst.existingSecret" -}}
 {{- end -}}
+{{- if and .Values.alerter.persistence.enabled (gt (int .Values.alerter.replicas) 1) -}}
+{{- fail (printf "alerter.replicas (%d) must be 1 while alerter.persistence.enabled: replicas would share one sent-store volume" (int .Values.alerter.replicas)) -}}
+{{- end -}}
 {{- if and .Values.clickhouse.analyst.enabled (eq .Values.clickhouse.analyst.username .Values.clickhouse.username) -}}
 {{- fail "clickhouse.analyst.username must differ from clickhouse.username (the analyst user is read-only)" -}}
 {{- end -}}
