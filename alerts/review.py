@@ -62,9 +62,11 @@ class _Tables:
             if table not in self._engines:
                 raise ReviewError(f"table {database}.{table} does not exist (run the migrations)")
 
-    def source(self, table: str) -> str:
+    def source(self, table: str, alias: str = "") -> str:
+        """``db.table [AS alias] [FINAL]``: FINAL collapses replaced rows where it applies."""
+        named = f"{self.db}.{table} AS {alias}" if alias else f"{self.db}.{table}"
         final = " FINAL" if "Replacing" in self._engines.get(table, "") else ""
-        return f"{self.db}.{table}{final}"
+        return named + final
 
     def ms(self, table: str, column: str) -> str:
         """SQL giving the column as epoch milliseconds."""
@@ -98,7 +100,7 @@ _OUTCOMES = Template(
 )
 _HIT_RATES = Template(
     "SELECT a.kind AS kind, o.horizon_min AS horizon_min, count() AS measured, "
-    "countIf(o.hit) AS hits FROM $outcomes AS o "
+    "countIf(o.hit) AS hits FROM $outcomes "
     "INNER JOIN (SELECT alert_id, kind FROM $alerts WHERE $created >= {since:Int64}) AS a "
     "ON a.alert_id = o.alert_id GROUP BY kind, horizon_min ORDER BY kind, horizon_min"
 )
@@ -134,7 +136,7 @@ def _outcomes(
 
 def _hit_rates(client: Client, tables: _Tables, since_ms: int) -> list[dict[str, Any]]:
     sql = _HIT_RATES.substitute(
-        outcomes=tables.source("alert_outcomes"),
+        outcomes=tables.source("alert_outcomes", alias="o"),
         alerts=tables.source("alerts"),
         created=tables.ms("alerts", "created_at"),
     )

@@ -149,6 +149,7 @@ class Alerter:
         self._offsets = _Offsets()
         self._last_turn = time.monotonic()
         self._assigned = False
+        self.health: HealthServer | None = None
         self._producer = Producer(_producer_config(settings.kafka))
         self._consumer = Consumer(_consumer_config(settings))
         self.dispatcher = Dispatcher.from_settings(
@@ -161,7 +162,7 @@ class Alerter:
 
     async def run(self) -> None:
         obs = self.settings.observability
-        health = HealthServer(
+        health = self.health = HealthServer(
             self.registry, obs.metrics_host, obs.metrics_port, self._live, self._ready
         ).start()
         await self.dispatcher.start()
@@ -176,7 +177,10 @@ class Alerter:
             await self.dispatcher.stop(self.settings.drain_timeout_s)
             self._commit(final=True)
             self._consumer.close()
-            self._producer.flush(10)
+            left = self._producer.flush(10)
+            if left:
+                log.error("%d records (deliveries/outcomes) not acknowledged by Kafka", left)
+            self._producer.close()
             health.stop()
 
     async def _loop(self) -> None:

@@ -102,18 +102,11 @@ class PartitionMerge(Generic[T]):
     def _next_head(
         self, partition: int, queues: dict[str, deque[Pending[T]]], caught_up: CaughtUp
     ) -> Pending[T] | None:
-        best: Pending[T] | None = None
+        heads = [q[0] for q in queues.values() if q]
+        first = next((h for h in heads if h.order == FIRST), None)
+        if first is not None:
+            return first
         for topic in self._rank:
-            queue = queues.get(topic)
-            if queue:
-                head = queue[0]
-                if head.order == FIRST:
-                    return head
-                if best is None or self._before(head, best):
-                    best = head
-            elif not caught_up(topic, partition):
+            if not queues.get(topic) and not caught_up(topic, partition):
                 return None  # an envelope may still come here that sorts first: wait
-        return best
-
-    def _before(self, a: Pending[T], b: Pending[T]) -> bool:
-        return (a.order, self._rank[a.topic]) < (b.order, self._rank[b.topic])
+        return min(heads, key=lambda h: (h.order, self._rank[h.topic]), default=None)

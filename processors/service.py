@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 from liqwatch.observability import HealthServer
 from liqwatch.settings import KafkaSettings, ObservabilitySettings
 from processors.settings import WorkerSettings
-from processors.worker import WorkerReadiness, run_worker
+from processors.worker import MissingTopicsError, WorkerReadiness, run_worker
 
 
 def serve() -> None:
@@ -22,6 +22,8 @@ def serve() -> None:
     health.start()
     try:
         run_worker(KafkaSettings(), WorkerSettings(), registry, readiness)
+    except MissingTopicsError as exc:
+        raise SystemExit(f"liqwatch worker: {exc}") from exc
     finally:
         health.stop()
 

@@ -15,7 +15,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import faust
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
@@ -281,6 +282,29 @@ def _receive(signal: Any, handler: Callable[..., Awaitable[None]]) -> None:
     signal.connect(handler)
 
 
+class MissingTopicsError(RuntimeError):
+    """Output topics that do not exist: the worker would crash on its first send."""
+
+
+def require_output_topics(kafka: KafkaSettings, timeout_s: float = 30.0) -> None:
+    """Fails fast with a clear message when the topics the worker writes are missing.
+
+    Faust declares the source and changelog topics itself, not the outputs; a broker that
+    auto-creates them would pick its default partition count and break key co-partitioning.
+    """
+    topics = Topics(kafka.topic_prefix)
+    admin = AdminClient({"bootstrap.servers": kafka.bootstrap_servers})
+    try:
+        existing = set(admin.list_topics(timeout=timeout_s).topics)
+    except KafkaException as exc:
+        raise MissingTopicsError(f"cannot list topics on {kafka.bootstrap_servers}: {exc}") from exc
+    missing = [t for t in (topics.signals, topics.alerts, topics.dlq) if t not in existing]
+    if missing:
+        raise MissingTopicsError(
+            f"missing Kafka topics {missing}: create them first (liqwatch topics create)"
+        )
+
+
 def run_worker(
     kafka: KafkaSettings,
     worker: WorkerSettings,
@@ -288,6 +312,7 @@ def run_worker(
     readiness: WorkerReadiness | None = None,
 ) -> None:
     """Runs the Faust worker until it is stopped (SIGTERM/SIGINT)."""
+    require_output_topics(kafka)
     app = build_app(kafka, worker, registry, readiness=readiness)
     faust_worker = faust.Worker(app, loglevel="INFO", quiet=True)
     faust_worker.execute_from_commandline()

@@ -12,7 +12,14 @@ from __future__ import annotations
 
 import logging
 
-from liqwatch.schema import DeadLetter, Venue
+from liqwatch.schema import (
+    DeadLetter,
+    EventKind,
+    Liquidation,
+    MarkPrice,
+    OpenInterest,
+    Venue,
+)
 from producers.base import IgnoredFrame, ParseContext, ParseError, ParseResult, VenueAdapter
 from producers.dedupe import RecentIds
 from producers.errors import reason_class, reason_of
@@ -90,14 +97,22 @@ def channel_family(channel: str) -> str:
     return name.split(".")[0]
 
 
+KINDS: dict[type, str] = {
+    Liquidation: EventKind.LIQUIDATION.value,
+    OpenInterest: EventKind.OPEN_INTEREST.value,
+    MarkPrice: EventKind.MARK_PRICE.value,
+}
+
+
 class ParseStats:
     """Counters kept in dicts (cheap per frame), pushed to Prometheus by ``flush``."""
 
     def __init__(self) -> None:
-        self.frames: dict[tuple[str, str], int] = {}
-        self.events: dict[tuple[str, str], int] = {}
-        self.ignored: dict[tuple[str, str], int] = {}
-        self.errors: dict[tuple[str, str], int] = {}
+        self.frames: dict[tuple[str, str], int] = {}  # (venue, channel)
+        self.events: dict[tuple[str, str], int] = {}  # (venue, event kind)
+        self.ignored: dict[tuple[str, str], int] = {}  # (venue, channel)
+        self.errors: dict[tuple[str, str], int] = {}  # (venue, reason class)
+        self.duplicates: dict[str, int] = {}  # venue
 
     def record(self, venue: str, channel: str, result: ParseResult) -> None:
         dead = result.dead_letter
@@ -108,8 +123,9 @@ class ParseStats:
                 return  # an arbitrary channel name must not become a label value
         key = (str(venue), channel)
         self.frames[key] = self.frames.get(key, 0) + 1
-        if result.events:
-            self.events[key] = self.events.get(key, 0) + len(result.events)
+        for event in result.events:
+            kind = (key[0], KINDS[type(event)])
+            self.events[kind] = self.events.get(kind, 0) + 1
         if result.ignored:
             self.ignored[key] = self.ignored.get(key, 0) + 1
 
@@ -119,13 +135,17 @@ class ParseStats:
     def flush(self, metrics: ProducerMetrics) -> None:
         for (venue, channel), n in self.frames.items():
             metrics.frames.labels(venue, channel_family(channel)).inc(n)
-        for (venue, channel), n in self.events.items():
-            metrics.events.labels(venue, channel_family(channel)).inc(n)
+        for (venue, kind), n in self.events.items():
+            metrics.events.labels(venue, kind).inc(n)
         for (venue, channel), n in self.ignored.items():
             metrics.ignored_frames.labels(venue, channel_family(channel)).inc(n)
         for (venue, reason), n in self.errors.items():
             metrics.parse_errors.labels(venue, reason).inc(n)
-        self.frames, self.events, self.ignored, self.errors = {}, {}, {}, {}
+        if self.errors:
+            metrics.dlq_messages.labels(SOURCE).inc(sum(self.errors.values()))
+        for venue, n in self.duplicates.items():
+            metrics.duplicate_events.labels(venue).inc(n)
+        self.frames, self.events, self.ignored, self.errors, self.duplicates = {}, {}, {}, {}, {}
 
 
 class FrameParser:
@@ -153,6 +173,11 @@ class FrameParser:
         if self.recent is not None and result.events:
             fresh = self.recent.fresh(result.events)
             if len(fresh) != len(result.events):
+                dropped = len(result.events) - len(fresh)
+                venue_name = str(venue)
+                self.stats.duplicates[venue_name] = (
+                    self.stats.duplicates.get(venue_name, 0) + dropped
+                )
                 result = ParseResult(events=fresh)
         self.stats.record(str(venue), channel, result)
         return result

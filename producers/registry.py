@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from liqwatch.schema import Venue
 from producers.base import VenueAdapter
+from producers.live.protocol import VenueProtocol
 from producers.venues import binance, binance_coinm, bitmex, bybit, deribit, okx
 
 VENUES: dict[Venue, VenueAdapter] = {
@@ -25,4 +26,13 @@ CHANNEL_OF: dict[Venue, Callable[[bytes], str | None]] = {
     Venue.OKX: okx.infer_channel,
     Venue.DERIBIT: deribit.infer_channel,
     Venue.BITMEX: bitmex.infer_channel,
+}
+
+PROTOCOLS: dict[Venue, VenueProtocol] = {
+    Venue.BINANCE: binance.PROTOCOL,
+    Venue.BINANCE_COINM: binance_coinm.PROTOCOL,
+    Venue.BYBIT: bybit.PROTOCOL,
+    Venue.OKX: okx.PROTOCOL,
+    Venue.DERIBIT: deribit.PROTOCOL,
+    Venue.BITMEX: bitmex.PROTOCOL,
 }

@@ -56,16 +56,17 @@ HEATMAP_QUERY = """
 SELECT
     toStartOfHour(ts_minute) AS hour,
     side,
-    intDiv(bucket_index, 5) * 5 AS band,
+    toInt32(floor(bucket_index / 5)) * 5 AS band,
     round(pow(1.001, band), 2) AS price_lo,
-    sum(notional_usd) AS notional_usd,
+    round(pow(1.001, band + 5), 2) AS price_hi,
+    round(sum(notional_usd)) AS notional_usd,
     sum(events) AS events
 FROM {db}.liquidations_1m
 WHERE asset = {{asset:String}}
-  AND ts_minute >= fromUnixTimestamp({{start:Int64}}, 'UTC')
-  AND ts_minute < fromUnixTimestamp({{end:Int64}}, 'UTC')
+  AND ts_minute >= toDateTime({{start:Int64}}, 'UTC')
+  AND ts_minute < toDateTime({{end:Int64}}, 'UTC')
 GROUP BY hour, side, band
-ORDER BY hour, side, band
+ORDER BY hour, band, side
 """
 
 
@@ -85,10 +86,15 @@ class History:
 
     def events(self) -> list[Liquidation]:
         names = r.LIQUIDATION_COLUMNS
-        return [Liquidation(**dict(zip(names, row, strict=True))) for row in zip(*self.columns, strict=True)]
+        return [
+            Liquidation(**dict(zip(names, row, strict=True)))
+            for row in zip(*self.columns, strict=True)
+        ]
 
 
-def simulate_btc(days: float, events_per_day: int, seed: int = 7, start_ms: int = START_MS) -> History:
+def simulate_btc(
+    days: float, events_per_day: int, seed: int = 7, start_ms: int = START_MS
+) -> History:
     """A month-like BTC tape: a random-walk price, liquidations clustered in cascades."""
     rng = np.random.default_rng(seed)
     minutes = int(days * 1440)
@@ -132,7 +138,9 @@ def simulate_btc(days: float, events_per_day: int, seed: int = 7, start_ms: int 
 
 # -- servers ------------------------------------------------------------------------------
 @contextlib.contextmanager
-def _servers(bootstrap: str | None, clickhouse_url: str | None, work: Path) -> Iterator[tuple[str, str]]:
+def _servers(
+    bootstrap: str | None, clickhouse_url: str | None, work: Path
+) -> Iterator[tuple[str, str]]:
     """The given endpoints, or local servers started (and stopped) for the benchmark."""
     from liqwatch.stack.chserver import ClickHouseServer  # noqa: PLC0415  (only when needed)
     from liqwatch.stack.kafka import KafkaBroker  # noqa: PLC0415
@@ -149,6 +157,10 @@ def _servers(bootstrap: str | None, clickhouse_url: str | None, work: Path) -> I
     finally:
         for server in reversed(stack):
             server.stop()
+
+
+def _count(client: Client, sql: str) -> int:
+    return int(str(client.command(sql)))
 
 
 def _fresh_database(client: Client, prefix: str) -> str:
@@ -171,12 +183,15 @@ def run_sink_bench(
     """Rows/s through the Kafka sink vs a raw clickhouse-connect insert of the same rows."""
     history = simulate_btc(days=1, events_per_day=int(rows * 1.1) + 1_000, seed=seed)
     history = History([c[:rows] for c in history.columns])
-    with tempfile.TemporaryDirectory(prefix="liqwatch-bench-") as tmp, _servers(
-        bootstrap, clickhouse_url, Path(tmp)
-    ) as (kafka, url):
+    with (
+        tempfile.TemporaryDirectory(prefix="liqwatch-bench-") as tmp,
+        _servers(bootstrap, clickhouse_url, Path(tmp)) as (kafka, url),
+    ):
         client = connect(ClickHouseSettings(url=url, database="default"))
         try:
-            result = _sink_bench(client, kafka, url, history, batch_rows, envelope_size)
+            result = _sink_bench(
+                client, kafka, url, history, batch_rows=batch_rows, envelope_size=envelope_size
+            )
             if not keep_databases:
                 for db in result.pop("_databases"):
                     client.command(f"DROP DATABASE IF EXISTS {db} SYNC")
@@ -186,15 +201,17 @@ def run_sink_bench(
 
 
 def _sink_bench(
-    client: Client, kafka: str, url: str, history: History, batch_rows: int, envelope_size: int
+    client: Client, kafka: str, url: str, history: History, *, batch_rows: int, envelope_size: int
 ) -> dict[str, Any]:
-    raw_db, tuned_db, sink_db = (_fresh_database(client, p) for p in ("bench_raw", "bench_tuned", "bench_sink"))
+    raw_db, tuned_db, sink_db = (
+        _fresh_database(client, p) for p in ("bench_raw", "bench_tuned", "bench_sink")
+    )
     raw = max(_raw_insert(client, raw_db, history, batch_rows, tuned=False) for _ in range(2))
     tuned = _raw_insert(client, tuned_db, history, batch_rows, tuned=True)
     topics = Topics(f"bench{uuid.uuid4().hex[:8]}.")
     _produce(kafka, topics, history, envelope_size)
-    sink = _sink_run(kafka, url, sink_db, topics, history.count, batch_rows)
-    stored = client.command(f"SELECT count() FROM {sink_db}.liquidations FINAL")
+    sink = _sink_run(kafka, url, sink_db, topics, expected=history.count, batch_rows=batch_rows)
+    stored = _count(client, f"SELECT count() FROM {sink_db}.liquidations FINAL")  # noqa: S608
     return {
         "rows": history.count,
         "batch_rows": batch_rows,
@@ -204,19 +221,21 @@ def _sink_bench(
         "sink_rows_per_s": round(sink["rows_per_s"]),
         "sink_seconds": round(sink["seconds"], 3),
         "sink_buffer_high_water_rows": sink["high_water"],
-        "sink_rows_stored": int(stored),
+        "sink_rows_stored": stored,
         "ratio_vs_raw": round(sink["rows_per_s"] / raw, 3),
         "ratio_vs_plain_types": round(sink["rows_per_s"] / tuned, 3),
         "target_ratio": SINK_RATIO_TARGET,
         "target_rows_per_s": SINK_ROWS_PER_S_TARGET,
         "ok": sink["rows_per_s"] >= SINK_ROWS_PER_S_TARGET
         and sink["rows_per_s"] / raw >= SINK_RATIO_TARGET
-        and int(stored) == history.count,
+        and stored == history.count,
         "_databases": [raw_db, tuned_db, sink_db],
     }
 
 
-def _raw_insert(client: Client, database: str, history: History, batch_rows: int, tuned: bool) -> float:
+def _raw_insert(
+    client: Client, database: str, history: History, batch_rows: int, tuned: bool
+) -> float:
     """Rows/s of plain column-oriented inserts, in the sink's batch size (columns prebuilt)."""
     chunks = [history.table_rows(lo, lo + batch_rows) for lo in range(0, history.count, batch_rows)]
     client.command(f"TRUNCATE TABLE {database}.liquidations")
@@ -242,17 +261,25 @@ def _produce(bootstrap: str, topics: Topics, history: History, envelope_size: in
     from liqwatch.stack.kafka import create_topics  # noqa: PLC0415
 
     create_topics(bootstrap, topics.all, partitions=4)
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "compression.type": "lz4"})
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "linger.ms": 20, "compression.type": "lz4"}
+    )
     events = history.events()
     for seq, lo in enumerate(range(0, len(events), envelope_size)):
         chunk = events[lo : lo + envelope_size]
         envelope = Envelope(
-            kind=EventKind.LIQUIDATION, asset="BTC", producer="bench", seq=seq,
-            ts_flush=chunk[-1].ts_recv, events=list(chunk),
+            kind=EventKind.LIQUIDATION,
+            asset="BTC",
+            producer="bench",
+            seq=seq,
+            ts_flush=chunk[-1].ts_recv,
+            events=list(chunk),
         )
         while True:
             try:
-                producer.produce(topics.liquidations, key=f"BTC{seq % 4}", value=codec.encode(envelope))
+                producer.produce(
+                    topics.liquidations, key=f"BTC{seq % 4}", value=codec.encode(envelope)
+                )
                 break
             except BufferError:
                 producer.poll(0.05)
@@ -260,7 +287,9 @@ def _produce(bootstrap: str, topics: Topics, history: History, envelope_size: in
         raise RuntimeError("benchmark input not fully produced to Kafka")
 
 
-def _sink_run(kafka: str, url: str, database: str, topics: Topics, expected: int, batch_rows: int) -> dict[str, Any]:
+def _sink_run(
+    kafka: str, url: str, database: str, topics: Topics, *, expected: int, batch_rows: int
+) -> dict[str, Any]:
     registry = CollectorRegistry()
     settings = SinkSettings(
         group_id=f"bench-{uuid.uuid4().hex[:8]}",
@@ -275,8 +304,12 @@ def _sink_run(kafka: str, url: str, database: str, topics: Topics, expected: int
     thread = threading.Thread(target=run_sink, args=(settings, stop, registry), daemon=True)
     thread.start()
     try:
-        first = _wait_value(registry, "liqwatch_sink_messages_total", {"topic": topics.liquidations}, 1, 120)
-        done = _wait_value(registry, "liqwatch_sink_rows_total", {"table": "liquidations"}, expected, 300)
+        first = _wait_value(
+            registry, "liqwatch_sink_messages_total", {"topic": topics.liquidations}, 1, 120
+        )
+        done = _wait_value(
+            registry, "liqwatch_sink_rows_total", {"table": "liquidations"}, expected, 300
+        )
     finally:
         stop.set()
         thread.join(60)
@@ -285,7 +318,9 @@ def _sink_run(kafka: str, url: str, database: str, topics: Topics, expected: int
     return {"seconds": seconds, "rows_per_s": expected / seconds, "high_water": int(high)}
 
 
-def _wait_value(registry: CollectorRegistry, name: str, labels: dict[str, str], target: float, timeout: float) -> float:
+def _wait_value(
+    registry: CollectorRegistry, name: str, labels: dict[str, str], target: float, timeout: float
+) -> float:
     """perf_counter time at which the sample reached ``target`` (polled every 2 ms)."""
     deadline = time.perf_counter() + timeout
     while time.perf_counter() < deadline:
@@ -306,13 +341,21 @@ def run_heatmap_query_bench(
     keep_database: bool = False,
 ) -> dict[str, Any]:
     """Time the heatmap recipe over ``days`` of simulated BTC history (all venues)."""
-    with tempfile.TemporaryDirectory(prefix="liqwatch-bench-") as tmp, _servers(
-        "unused", clickhouse_url, Path(tmp)
-    ) as (_kafka, url):
+    with (
+        tempfile.TemporaryDirectory(prefix="liqwatch-bench-") as tmp,
+        _servers("unused", clickhouse_url, Path(tmp)) as (_kafka, url),
+    ):
         client = connect(ClickHouseSettings(url=url, database="default"))
         database = _fresh_database(client, "bench_heatmap")
         try:
-            return _heatmap_bench(client, database, days, events_per_day, repeats, seed)
+            return _heatmap_bench(
+                client,
+                database,
+                days=days,
+                events_per_day=events_per_day,
+                repeats=repeats,
+                seed=seed,
+            )
         finally:
             if not keep_database:
                 client.command(f"DROP DATABASE IF EXISTS {database} SYNC")
@@ -320,7 +363,7 @@ def run_heatmap_query_bench(
 
 
 def _heatmap_bench(
-    client: Client, database: str, days: int, events_per_day: int, repeats: int, seed: int
+    client: Client, database: str, *, days: int, events_per_day: int, repeats: int, seed: int
 ) -> dict[str, Any]:
     history = simulate_btc(days, events_per_day, seed)
     store = Store(client, database)
@@ -330,7 +373,8 @@ def _heatmap_bench(
     load_s = time.perf_counter() - started
     # A month of history has long been merged by background merges; get there now.
     client.command(f"OPTIMIZE TABLE {database}.liquidations_1m FINAL")
-    aggregate_rows = int(client.command(f"SELECT count() FROM {database}.liquidations_1m"))
+    count_sql = f"SELECT count() FROM {database}.liquidations_1m"  # noqa: S608 (our own name)
+    aggregate_rows = _count(client, count_sql)
     params = {"asset": "BTC", "start": START_MS // 1000, "end": (START_MS + days * DAY_MS) // 1000}
     query = HEATMAP_QUERY.format(db=database)
     timings, server_ms, cells = [], [], 0

@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any, Protocol
+from typing import Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 from confluent_kafka import TopicPartition as KafkaPartition
@@ -38,7 +38,7 @@ from sinks.batch import Batch, PoisonError, Record, Role, TopicPartition, decode
 from sinks.gcpause import gc_paused
 from sinks.metrics import SinkMetrics
 from sinks.settings import SinkSettings
-from sinks.writer import BatchWriter, ClickHouseHealth, Job, WriteAborted
+from sinks.writer import BatchWriter, ClickHouseHealth, Job, WriteAbortedError
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,7 @@ class SinkLoop:
         producer: Producer,
         writer: BatchWriter,
         metrics: SinkMetrics,
+        *,
         roles: dict[str, Role],
         dlq_topic: str,
     ) -> None:
@@ -179,7 +180,10 @@ class SinkLoop:
         if rows > self.settings.buffer_max_rows:
             log.warning(
                 "message %s[%d]@%d has %d rows, more than the whole buffer bound",
-                topic, partition, offset, rows,
+                topic,
+                partition,
+                offset,
+                rows,
             )
         suspect = offset <= self.suspect_through.get(tp, -1) or self._suspect(tp, rows)
         self.buffer.add(records, rows, suspect=suspect)
@@ -297,7 +301,7 @@ class SinkLoop:
         self.job = self.future = None
         try:
             future.result()
-        except WriteAborted:
+        except WriteAbortedError:
             return
         except Exception:
             # A bug, not ClickHouse: keep the rows and offsets, try again after a pause.
@@ -312,7 +316,7 @@ class SinkLoop:
 
     def _delayed_write(self, job: Job) -> dict[str, int]:
         if job.abort.wait(self.settings.retry_max_s):
-            raise WriteAborted("stopped")
+            raise WriteAbortedError("stopped")
         return self.writer.write(job)
 
     def _commit(self, offsets: dict[TopicPartition, int]) -> None:
@@ -373,13 +377,22 @@ class SinkLoop:
         except FutureTimeout:
             progress = None
         if progress is None:
-            log.warning("sink_offsets unreadable: checking the first %d rows per partition",
-                        self.settings.replay_rows)
+            log.warning(
+                "sink_offsets unreadable: checking the first %d rows per partition",
+                self.settings.replay_rows,
+            )
             self.replay_left.update(dict.fromkeys(tps, self.settings.replay_rows))
         else:
             for tp, seen in progress.items():
                 self.stored_through[tp] = seen.stored_through
                 self.suspect_through[tp] = seen.interrupted_through
+                if seen.interrupted_through >= 0:
+                    log.info(
+                        "%s[%d]: a batch up to offset %d was interrupted; re-checking its "
+                        "liquidations against the table",
+                        *tp,
+                        seen.interrupted_through,
+                    )
         self.paused = False
         self.metrics.paused.set(0)
         log.info("assigned %d partitions", len(partitions))
@@ -422,7 +435,7 @@ class SinkLoop:
     def _ping(self) -> None:
         try:
             self.writer.store.client.command("SELECT 1")
-        except Exception as exc:  # noqa: BLE001  (any failure means "not reachable")
+        except Exception as exc:
             self.health.failed(exc)
             self.metrics.clickhouse_up.set(0)
             return
@@ -448,8 +461,9 @@ class SinkLoop:
 
 
 def _from_sink(msg: Message) -> bool:
-    headers: list[tuple[str, Any]] | None = msg.headers()
-    return any(k == ORIGIN_HEADER and v == ORIGIN_SINK for k, v in headers or ())
+    headers = msg.headers() or ()
+    pairs = headers.items() if isinstance(headers, dict) else headers
+    return any(k == ORIGIN_HEADER and v == ORIGIN_SINK for k, v in pairs)
 
 
 def is_alive(loop: SinkLoop, max_stall_s: float = 60.0) -> tuple[bool, str]:
@@ -465,5 +479,3 @@ def is_ready(loop: SinkLoop) -> tuple[bool, str]:
     if not loop.assignment:
         return False, "no Kafka partitions assigned"
     return True, f"ok: {len(loop.assignment)} partitions"
-
-

@@ -75,7 +75,12 @@ def run_sink(
     metrics.clickhouse_up.set(1)
     store = Store(client, settings.clickhouse.database)
     writer = BatchWriter(
-        store, metrics, health, settings.group_id, settings.retry_initial_s, settings.retry_max_s
+        store,
+        metrics,
+        health,
+        settings.group_id,
+        retry_initial_s=settings.retry_initial_s,
+        retry_max_s=settings.retry_max_s,
     )
     loop = SinkLoop(
         settings,
@@ -83,8 +88,8 @@ def run_sink(
         Producer(producer_config(settings)),
         writer,
         metrics,
-        topic_roles(topics),
-        topics.dlq,
+        roles=topic_roles(topics),
+        dlq_topic=topics.dlq,
     )
     server = _health_server(settings, registry, loop)
     log.info(
@@ -111,7 +116,7 @@ def _open_clickhouse(settings: SinkSettings, stop: StopFlag) -> Client | None:
             return client
         except SchemaTooNewError:
             raise
-        except Exception as exc:  # noqa: BLE001  (down, starting, timing out: all retried)
+        except Exception as exc:
             log.warning("ClickHouse not ready (%s); retrying in %.1fs", exc, delay)
         _sleep(stop, delay)
         delay = min(delay * 2, settings.retry_max_s)

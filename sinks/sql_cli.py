@@ -119,7 +119,8 @@ def _float_text(value: float) -> str:
 def _table(columns: list[str], rows: Sequence[Sequence[Any]]) -> str:
     texts = [[cell_text(v) for v in row] for row in rows]
     numeric = [
-        bool(rows) and all(isinstance(row[i], (int, float, Decimal)) or row[i] is None for row in rows)
+        bool(rows)
+        and all(isinstance(row[i], (int, float, Decimal)) or row[i] is None for row in rows)
         for i in range(len(columns))
     ]
     widths = [max([len(c)] + [len(t[i]) for t in texts]) for i, c in enumerate(columns)]

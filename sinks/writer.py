@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 _DATA_ERROR_CODES = frozenset({6, 27, 32, 38, 41, 53, 69, 70, 72, 117, 131, 190, 321, 407})
 
 
-class WriteAborted(RuntimeError):
+class WriteAbortedError(RuntimeError):
     """Retrying stopped (shutdown or rebalance) before the batch was stored."""
 
 
@@ -86,6 +86,7 @@ class BatchWriter:
         metrics: SinkMetrics,
         health: ClickHouseHealth,
         group_id: str,
+        *,
         retry_initial_s: float = 0.5,
         retry_max_s: float = 10.0,
     ) -> None:
@@ -121,7 +122,7 @@ class BatchWriter:
         while True:
             try:
                 found = load_progress(self.store.client, self.store.database, self.group_id, wanted)
-            except Exception as exc:  # noqa: BLE001  (any failure: retry until the deadline)
+            except Exception as exc:
                 self.health.failed(exc)
                 if time.monotonic() + delay > deadline:
                     return None
@@ -143,9 +144,9 @@ class BatchWriter:
             rows = build_rows(table, records)
         try:
             self._insert_retrying(rows, token, abort)
-        except WriteAborted:
+        except WriteAbortedError:
             raise
-        except Exception as exc:  # noqa: BLE001  (_insert_retrying lets only data errors out)
+        except Exception as exc:
             return self._isolate(table, records, token, abort, exc)
         self.metrics.rows.labels(table).inc(rows.count)
         return rows.count
@@ -173,7 +174,7 @@ class BatchWriter:
 
     def _backoff(self, delay: float, abort: threading.Event) -> float:
         if abort.wait(delay):
-            raise WriteAborted("stopped while retrying")
+            raise WriteAbortedError("stopped while retrying")
         return min(delay * 2, self.retry_max_s)
 
     def _isolate(
@@ -228,7 +229,7 @@ class BatchWriter:
 
     def _stored_ids(self, suspects: list[Liquidation], abort: threading.Event) -> set[str]:
         query = (
-            f"SELECT event_id FROM {self.store.database}.liquidations "
+            f"SELECT event_id FROM {self.store.database}.liquidations "  # noqa: S608 (checked name)
             "WHERE asset IN {assets:Array(String)} "
             "AND ts_event BETWEEN fromUnixTimestamp64Milli({lo:Int64}, 'UTC') "
             "AND fromUnixTimestamp64Milli({hi:Int64}, 'UTC')"
@@ -242,7 +243,7 @@ class BatchWriter:
         while True:
             try:
                 result = self.store.client.query(query, parameters=params)
-            except Exception as exc:  # noqa: BLE001  (a read: every failure is retried)
+            except Exception as exc:
                 self._failed("liquidations", exc)
                 delay = self._backoff(delay, abort)
                 continue

@@ -29,13 +29,14 @@ from processors.engine.alerts import AlertContext, Claim, build_alert
 from processors.engine.approach import ApproachDetector
 from processors.engine.cascade import CascadeDetector, CascadeEvent, venue_bit
 from processors.engine.clusters import find_clusters
-from processors.engine.common import TICK_MS
+from processors.engine.common import TICK_MS, IntArray
 from processors.engine.config import AssetConfig
 from processors.engine.estimated import EstimatedLayer, OIChange
 from processors.engine.grid import PriceGrid, shift_arrays
 from processors.engine.implied import ForcedTally, implied, tally
 from processors.engine.inputs import (
     LiqColumns,
+    group_by_instrument,
     MarkColumns,
     OIColumns,
     liquidation_columns,
@@ -153,17 +154,12 @@ class AssetEngine:
             out += self._sweep_outputs(res)
         return out
 
-    def _tally(self, c: LiqColumns) -> np.ndarray:
+    def _tally(self, c: LiqColumns) -> IntArray:
         """Venue coverage and per-instrument tallies; returns each event's venue bit."""
-        index: dict[tuple[str, str], int] = {}
-        latest: dict[int, Liquidation] = {}
-        codes = np.empty(c.ts.size, dtype=np.int64)
-        for i, e in enumerate(c.events):
-            j = codes[i] = index.setdefault((e.venue.value, e.instrument), len(index))
-            latest[j] = e
+        keys, codes, latest = group_by_instrument(c.events)
         bits = np.empty(c.ts.size, dtype=np.int64)
         forced = self.state.forced_since_oi
-        for (venue, instrument), j in index.items():
+        for j, (venue, instrument) in enumerate(keys):
             e = latest[j]
             self.market.seen(venue, instrument, e.ts_event, e.completeness)
             mine = codes == j
@@ -174,9 +170,12 @@ class AssetEngine:
 
     def _marks(self, cols: object) -> list[Output]:
         c: MarkColumns = cols  # type: ignore[assignment]
-        for e in c.events:
-            self.market.seen(e.venue.value, e.instrument, e.ts_event, None)
-            self.market.mark(e.venue.value, e.instrument, e.mark_price, e.funding_rate, e.ts_event)
+        keys, _, latest = group_by_instrument(c.events)
+        for j, (venue, instrument) in enumerate(keys):
+            e = latest[j]
+            self.market.seen(venue, instrument, e.ts_event, None)
+            self.market.mark(venue, instrument, e.mark_price, e.funding_rate, e.ts_event)
+        self.market.set_price(float(c.price[-1]), int(c.ts[-1]))
         last = float(c.price[-1])
         self._place_grid(last)
         now = int(c.ts[-1])
@@ -196,9 +195,11 @@ class AssetEngine:
         c: OIColumns = cols  # type: ignore[assignment]
         changes: list[OIChange] = []
         out: list[Output] = []
+        keys, _, latest = group_by_instrument(c.events)
+        for j, (venue, instrument) in enumerate(keys):
+            self.market.seen(venue, instrument, latest[j].ts_event, None)
         for i, e in enumerate(c.events):
-            venue = e.venue.value
-            self.market.seen(venue, e.instrument, e.ts_event, None)
+            venue = str(e.venue)
             implied_px = float(c.usd[i] / c.base[i]) if c.base[i] > 0 else 0.0
             price = self.price or implied_px
             if price <= 0:

@@ -74,7 +74,7 @@ class SweepConfig(msgspec.Struct, frozen=True, kw_only=True):
     confirm_window_s: int = 10  # T: realized liquidations in the band within ±T s confirm
     confirm_share: float = 0.3  # realized ≥ share × estimated notional consumed
     confirm_min_usd: float = 100_000.0  # … or at least this much realized in the band
-    sampled_busy_seconds: int = 3  # … or a sampled feed showed band liquidations in 3 seconds
+    sampled_busy_seconds: int = 6  # … or a sampled feed showed band liquidations in 3 seconds
     alert_unconfirmed: bool = False  # unconfirmed sweeps are signals only, not alerts
 
 

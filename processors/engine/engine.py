@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
+from operator import attrgetter
 
 from liqwatch.schema import Alert, AlertUpdate, DeadLetter, MarketEvent, VenueCoverage
 from processors.engine.asset import AssetEngine, Output
@@ -140,9 +141,15 @@ class Engine:
 
 def _runs(events: Sequence[MarketEvent]) -> Iterator[tuple[str, list[MarketEvent]]]:
     """Maximal runs of consecutive events with the same asset and kind (order kept)."""
+    if not events:
+        return
+    batch = list(events)
+    if len(set(map(type, batch))) == 1 and len(set(map(_ASSET, batch))) == 1:
+        yield batch[0].asset, batch  # an envelope: the usual case
+        return
     run: list[MarketEvent] = []
     key: tuple[str, type] | None = None
-    for e in events:
+    for e in batch:
         k = (e.asset, type(e))
         if k != key and run:
             yield run[0].asset, run
@@ -151,3 +158,6 @@ def _runs(events: Sequence[MarketEvent]) -> Iterator[tuple[str, list[MarketEvent
         run.append(e)
     if run:
         yield run[0].asset, run
+
+
+_ASSET = attrgetter("asset")

@@ -11,6 +11,7 @@ notional of that side, at the OI observation's time.
 from __future__ import annotations
 
 import msgspec
+import numpy as np
 
 from processors.engine.common import FloatArray, IntArray
 
@@ -34,10 +35,9 @@ def tally(t: ForcedTally, ts: IntArray, side: IntArray, usd: FloatArray) -> None
         if not mine.any():
             continue
         t.usd[k] += float(usd[mine].sum())
-        for sec in sorted({int(x) // 1000 for x in ts[mine]}):
-            if sec != t.last_second[k]:
-                t.seconds[k] += 1
-                t.last_second[k] = sec
+        seconds = np.unique(ts[mine] // 1000)
+        t.seconds[k] += int((seconds != t.last_second[k]).sum())
+        t.last_second[k] = int(seconds[-1])
 
 
 def implied(t: ForcedTally, raw_delta_usd: float, min_seconds: int) -> tuple[int, float] | None:

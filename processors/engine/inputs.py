@@ -8,15 +8,18 @@ silently and never by crashing the batch.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from typing import TypeVar
+from collections.abc import Sequence
+from operator import attrgetter
+from typing import Any, TypeVar
 
 import msgspec
 import numpy as np
 
 from liqwatch.schema import Completeness, DeadLetter, Liquidation, MarkPrice, OpenInterest, Side
-from processors.engine.common import LONG, SHORT, BoolArray, FloatArray, IntArray
+from processors.engine.common import BoolArray, FloatArray, IntArray
 
 T = TypeVar("T")
+E = TypeVar("E", Liquidation, MarkPrice, OpenInterest)
 C = TypeVar("C", "LiqColumns", "MarkColumns", "OIColumns")
 
 
@@ -58,7 +61,7 @@ def dead_letter(event: msgspec.Struct, kind: str, reason: str) -> DeadLetter:
 
 
 def _split(
-    events: list[msgspec.Struct], ok: BoolArray, kind: str, reason: str
+    events: Sequence[msgspec.Struct], ok: BoolArray, kind: str, reason: str
 ) -> tuple[list[DeadLetter], BoolArray]:
     if bool(ok.all()):
         return [], ok
@@ -91,19 +94,32 @@ def _order(ts: IntArray, ok: BoolArray) -> IntArray:
     return keep[np.argsort(ts[keep], kind="stable")]
 
 
+_LIQ = attrgetter("ts_event", "price", "notional_usd")
+_FILL = attrgetter("avg_price")
+_SIDE = attrgetter("side")
+_COMPLETENESS = attrgetter("completeness")
+_MARK = attrgetter("ts_event", "mark_price")
+_OI = attrgetter("ts_event", "oi_base", "oi_usd")
+_IS_SHORT = Side.SHORT.__eq__
+_IS_SAMPLED = Completeness.SAMPLED.__eq__
+
+
+def _table(events: list[Any], getter: attrgetter[Any], n: int) -> FloatArray:
+    """Rows of numeric fields as one float array (ms timestamps are exact in float64)."""
+    return np.array(list(map(getter, events)), dtype=np.float64).reshape(n, -1)
+
+
 def liquidation_columns(events: list[Liquidation]) -> tuple[LiqColumns, list[DeadLetter]]:
     n = len(events)
-    ts = np.fromiter((e.ts_event for e in events), np.int64, n)
-    order_px = np.fromiter((e.price for e in events), np.float64, n)
-    fill = np.fromiter(
-        (e.avg_price if e.avg_price is not None else np.nan for e in events), np.float64, n
-    )
-    usd = np.fromiter((e.notional_usd for e in events), np.float64, n)
-    side = np.fromiter((LONG if e.side is Side.LONG else SHORT for e in events), np.int64, n)
-    sampled = np.fromiter((e.completeness is Completeness.SAMPLED for e in events), bool, n)
+    table = _table(events, _LIQ, n)
+    ts = table[:, 0].astype(np.int64)
+    usd = table[:, 2]
+    fill = np.array(list(map(_FILL, events)), dtype=np.float64)  # None → NaN
+    side = np.fromiter(map(_IS_SHORT, map(_SIDE, events)), bool, n).astype(np.int64)
+    sampled = np.fromiter(map(_IS_SAMPLED, map(_COMPLETENESS, events)), bool, n)
     has_fill = np.isfinite(fill) & (fill > 0)
-    price = np.where(has_fill, fill, order_px)
-    dead, ok = _split(list(events), _positive(price, usd) & (ts > 0), "liquidation", "bad price")
+    price = np.where(has_fill, fill, table[:, 1])
+    dead, ok = _split(events, _positive(price, usd) & (ts > 0), "liquidation", "bad price")
     idx = _order(ts, ok)
     cols = LiqColumns(
         events=_take(events, idx),
@@ -119,20 +135,41 @@ def liquidation_columns(events: list[Liquidation]) -> tuple[LiqColumns, list[Dea
 
 def mark_columns(events: list[MarkPrice]) -> tuple[MarkColumns, list[DeadLetter]]:
     n = len(events)
-    ts = np.fromiter((e.ts_event for e in events), np.int64, n)
-    price = np.fromiter((e.mark_price for e in events), np.float64, n)
-    dead, ok = _split(list(events), _positive(price) & (ts > 0), "mark_price", "bad mark price")
+    table = _table(events, _MARK, n)
+    ts = table[:, 0].astype(np.int64)
+    price = table[:, 1]
+    dead, ok = _split(events, _positive(price) & (ts > 0), "mark_price", "bad mark price")
     idx = _order(ts, ok)
     return MarkColumns(events=_take(events, idx), ts=ts[idx], price=price[idx]), dead
 
 
 def oi_columns(events: list[OpenInterest]) -> tuple[OIColumns, list[DeadLetter]]:
     n = len(events)
-    ts = np.fromiter((e.ts_event for e in events), np.int64, n)
-    base = np.fromiter((e.oi_base for e in events), np.float64, n)
-    usd = np.fromiter((e.oi_usd for e in events), np.float64, n)
+    table = _table(events, _OI, n)
+    ts = table[:, 0].astype(np.int64)
+    base, usd = table[:, 1], table[:, 2]
     ok = np.isfinite(base) & np.isfinite(usd) & (base >= 0) & (usd >= 0) & (ts > 0)
-    dead, ok = _split(list(events), ok, "open_interest", "bad open interest")
+    dead, ok = _split(events, ok, "open_interest", "bad open interest")
     idx = _order(ts, ok)
     cols = OIColumns(events=_take(events, idx), ts=ts[idx], base=base[idx], usd=usd[idx])
     return cols, dead
+
+
+_VENUE = attrgetter("venue")
+_INSTRUMENT = attrgetter("instrument")
+
+
+def group_by_instrument(
+    events: list[E],
+) -> tuple[list[tuple[str, str]], IntArray, list[E]]:
+    """(venue, instrument) keys in first-seen order, each event's key index, and the last
+    event of each key (events are time-sorted, so the latest)."""
+    pairs = list(zip(map(_VENUE, events), map(_INSTRUMENT, events), strict=True))
+    latest = dict(zip(pairs, events, strict=True))
+    keys = list(latest)
+    if len(keys) == 1:
+        codes = np.zeros(len(events), dtype=np.int64)
+    else:
+        index = {k: i for i, k in enumerate(keys)}
+        codes = np.fromiter(map(index.__getitem__, pairs), np.int64, len(events))
+    return [(str(v), i) for v, i in keys], codes, list(latest.values())

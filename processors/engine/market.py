@@ -68,6 +68,9 @@ class MarketContext:
         if prev is None or ts >= prev.ts:
             keep = funding if funding is not None else (prev.funding if prev else None)
             self.state.marks[key] = MarkInfo(venue=venue, price=price, funding=keep, ts=ts)
+
+    def set_price(self, price: float, ts: int) -> None:
+        """The asset's reference price: the latest mark from any instrument."""
         if ts >= self.state.price_ts:
             self.state.price, self.state.price_ts = price, ts
 

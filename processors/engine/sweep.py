@@ -3,8 +3,8 @@
 A long cluster sits below price and is swept going down: price enters it at its top (near) edge,
 consuming levels, and the sweep happens when price trades below its bottom (far) edge; shorts
 mirror this above price. A sweep is confirmed when realized liquidations of that side were
-observed inside the band (± one bucket) from ``confirm_window_s`` before price entered it to
-``confirm_window_s`` after it crossed, totalling at least
+observed inside the band (± one bucket) within ``confirm_window_s`` (T) of the crossing,
+totalling at least
 ``max(confirm_min_usd, confirm_share × estimated notional consumed)``; or, since a sampled
 feed hides most of the notional, sampled liquidations in the band in at least
 ``sampled_busy_seconds`` distinct seconds within ``confirm_window_s`` of the crossing. The sweep is reported
@@ -38,16 +38,23 @@ class PendingSweep(msgspec.Struct, kw_only=True):
     estimated_usd: float
     price_before: float
     price_after: float
+    realized_usd: float = 0.0  # realized liquidations in the band within ±T of the crossing
+    busy_seconds: list[int] = msgspec.field(default_factory=list)  # …of a sampled feed
+
+
+class LiqChunk(msgspec.Struct, kw_only=True):
+    """One time-sorted run of realized liquidations: time, placement price, side, USD."""
+
+    ts: np.ndarray
+    price: np.ndarray
+    side: np.ndarray
+    usd: np.ndarray
+    sampled: np.ndarray
 
 
 class SweepState(msgspec.Struct, kw_only=True):
     pending: list[PendingSweep] = msgspec.field(default_factory=list)
-    # recent realized liquidations (time, placement price, side, USD) for confirmation
-    liq_ts: np.ndarray = msgspec.field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    liq_price: np.ndarray = msgspec.field(default_factory=lambda: np.zeros(0))
-    liq_side: np.ndarray = msgspec.field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    liq_usd: np.ndarray = msgspec.field(default_factory=lambda: np.zeros(0))
-    liq_sampled: np.ndarray = msgspec.field(default_factory=lambda: np.zeros(0, dtype=bool))
+    recent: list[LiqChunk] = msgspec.field(default_factory=list)  # for confirmation
     last_price: float = 0.0
 
 
@@ -120,21 +127,22 @@ class SweepDetector:
         after: float,
     ) -> None:
         lo, hi = tracker.band(c)
-        self.state.pending.append(
-            PendingSweep(
-                cid=c.cid,
-                side=c.side,
-                band_lo=lo,
-                band_hi=hi,
-                tier=c.tier or Intensity.DIM,
-                zscore=c.peak_z,
-                touched_at=touched,
-                crossed_at=crossed,
-                estimated_usd=c.consumed,
-                price_before=before,
-                price_after=after,
-            )
+        pending = PendingSweep(
+            cid=c.cid,
+            side=c.side,
+            band_lo=lo,
+            band_hi=hi,
+            tier=c.tier or Intensity.DIM,
+            zscore=c.peak_z,
+            touched_at=touched,
+            crossed_at=crossed,
+            estimated_usd=c.consumed,
+            price_before=before,
+            price_after=after,
         )
+        for chunk in self.state.recent:
+            self._count(pending, chunk)
+        self.state.pending.append(pending)
 
     # --- realized confirmation --------------------------------------------------------------
 
@@ -142,56 +150,47 @@ class SweepDetector:
         self, ts: IntArray, price: FloatArray, side: IntArray, usd: FloatArray, sampled: BoolArray
     ) -> list[SweepResult]:
         s = self.state
-        now = int(ts.max())
-        touched = [p.touched_at for p in s.pending]
-        keep_from = min([now - 2 * self.window_ms, *touched]) - self.window_ms
-        s.liq_ts = np.concatenate([s.liq_ts, ts])
-        s.liq_price = np.concatenate([s.liq_price, price])
-        s.liq_side = np.concatenate([s.liq_side, side])
-        s.liq_usd = np.concatenate([s.liq_usd, usd])
-        s.liq_sampled = np.concatenate([s.liq_sampled, sampled])
-        if s.liq_ts.size and s.liq_ts[0] < keep_from:
-            keep = s.liq_ts >= keep_from
-            s.liq_ts, s.liq_price = s.liq_ts[keep], s.liq_price[keep]
-            s.liq_side, s.liq_usd = s.liq_side[keep], s.liq_usd[keep]
-            s.liq_sampled = s.liq_sampled[keep]
+        chunk = LiqChunk(ts=ts, price=price, side=side, usd=usd, sampled=sampled)
+        s.recent.append(chunk)
+        now = int(ts[-1])
+        while s.recent and int(s.recent[0].ts[-1]) < now - 2 * self.window_ms:
+            s.recent.pop(0)
+        for p in s.pending:
+            self._count(p, chunk)
         return self._resolve(now, final=False) if s.pending else []
 
     def tick(self, now: int) -> list[SweepResult]:
         return self._resolve(now, final=True) if self.state.pending else []
 
+    def _count(self, p: PendingSweep, c: LiqChunk) -> None:
+        """Adds a chunk's liquidations of the sweep's side, in its band, within ±T."""
+        mask = (
+            (c.side == p.side)
+            & (np.abs(c.ts - p.crossed_at) <= self.window_ms)
+            & (c.price >= p.band_lo * (1 - self.tol))
+            & (c.price <= p.band_hi * (1 + self.tol))
+        )
+        if not mask.any():
+            return
+        p.realized_usd += float(c.usd[mask].sum())
+        busy = np.unique(c.ts[mask & c.sampled.astype(bool)] // 1000).tolist()
+        p.busy_seconds = sorted(set(p.busy_seconds) | set(busy))
+
     def _resolve(self, now: int, final: bool) -> list[SweepResult]:
         out: list[SweepResult] = []
         still: list[PendingSweep] = []
         for p in self.state.pending:
-            mask = self._in_band(p)
-            realized = float(self.state.liq_usd[mask].sum())
-            if self._confirmed(p, mask, realized):
-                out.append(SweepResult(p, realized, True, max(now, p.crossed_at)))
+            if self._confirmed(p):
+                out.append(SweepResult(p, p.realized_usd, True, max(now, p.crossed_at)))
             elif final and now >= p.crossed_at + self.window_ms:
-                out.append(SweepResult(p, realized, False, now))
+                out.append(SweepResult(p, p.realized_usd, False, now))
             else:
                 still.append(p)
         self.state.pending = still
         return out
 
-    def _confirmed(self, p: PendingSweep, mask: BoolArray, realized: float) -> bool:
+    def _confirmed(self, p: PendingSweep) -> bool:
         needed = max(self.cfg.confirm_min_usd, self.cfg.confirm_share * p.estimated_usd)
-        if realized >= needed:
-            return True
         # A sampled feed (one liquidation per symbol per second) that was busy in the band
         # hides most of the notional: enough busy seconds confirm on their own.
-        ts = self.state.liq_ts
-        near = np.abs(ts - p.crossed_at) <= self.window_ms
-        busy = ts[mask & near & self.state.liq_sampled] // 1000
-        return np.unique(busy).size >= self.cfg.sampled_busy_seconds
-
-    def _in_band(self, p: PendingSweep) -> BoolArray:
-        s = self.state
-        return (
-            (s.liq_side == p.side)
-            & (s.liq_ts >= p.touched_at - self.window_ms)
-            & (s.liq_ts <= p.crossed_at + self.window_ms)
-            & (s.liq_price >= p.band_lo * (1 - self.tol))
-            & (s.liq_price <= p.band_hi * (1 + self.tol))
-        )
+        return p.realized_usd >= needed or len(p.busy_seconds) >= self.cfg.sampled_busy_seconds

@@ -9,15 +9,23 @@ The same frame shapes serve COIN-M, so ``make_parser`` builds both.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 import msgspec
 
 from liqwatch.schema import Completeness, Liquidation, MarketEvent, Side, Venue
 from producers.base import IgnoredFrame, ParseContext, ParseFn, VenueAdapter
-from producers.instruments import USD_CONTRACTS
 from producers.errors import InvalidValueError, SchemaError, UnknownChannelError, VenueReplyError
+from producers.instruments import USD_CONTRACTS, Instrument
+from producers.live.protocol import (
+    Endpoint,
+    EndpointPlanner,
+    Heartbeat,
+    VenueProtocol,
+    chunks,
+    json_message,
+)
 from producers.venues._common import (
     CONTROL_CHANNEL,
     NonNegative,
@@ -283,3 +291,48 @@ parse = make_parser(Venue.BINANCE, OPEN_INTEREST_PATH)
 infer_channel = make_channel_inferrer(OPEN_INTEREST_PATH)
 
 ADAPTER = VenueAdapter(venue=Venue.BINANCE, completeness=Completeness.SAMPLED, parse=parse)
+
+
+# --- live protocol ----------------------------------------------------------------------------
+
+MAX_STREAMS_PER_CONNECTION = 1000  # Binance allows 1024
+STREAMS_PER_MESSAGE = 200
+
+
+def make_endpoints(all_market_marks: bool) -> EndpointPlanner:
+    """Combined-stream connections (frames wrapped with their stream name), subscribed by
+    messages; the all-market streams when every symbol is selected."""
+
+    def plan(
+        instruments: Sequence[Instrument], base: str, everything: bool, heartbeat_s: float
+    ) -> list[Endpoint]:
+        names = [inst.symbol.lower() for inst in instruments]
+        if everything:
+            marks = [MARK_PRICE_ALL] if all_market_marks else [f"{n}@markPrice@1s" for n in names]
+            streams = [FORCE_ORDER_ALL, *marks]
+        else:
+            streams = [f"{n}@forceOrder" for n in names] + [f"{n}@markPrice@1s" for n in names]
+        endpoints = []
+        for number, group in enumerate(chunks(streams, MAX_STREAMS_PER_CONNECTION), 1):
+            messages = tuple(
+                json_message({"method": "SUBSCRIBE", "params": batch, "id": n})
+                for n, batch in enumerate(chunks(group, STREAMS_PER_MESSAGE), 1)
+            )
+            endpoints.append(Endpoint(f"streams-{number}", f"{base}/stream", messages))
+        return endpoints
+
+    return plan
+
+
+PROTOCOL = VenueProtocol(
+    venue=Venue.BINANCE,
+    ws_url="wss://fstream.binance.com",
+    heartbeat=Heartbeat.SERVER_PING,
+    heartbeat_interval_s=20.0,
+    stale_after_s=30.0,
+    lifetime_s=24 * 3600.0,
+    endpoints=make_endpoints(all_market_marks=True),
+    channel_of=infer_channel,
+    rest_url="https://fapi.binance.com",
+    open_interest_path=OPEN_INTEREST_PATH,
+)

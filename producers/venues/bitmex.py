@@ -16,6 +16,7 @@ decreases are fills of what we already counted and deletes close the order: no e
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Generic, NoReturn, TypeVar
 
 import msgspec
@@ -29,6 +30,8 @@ from producers.errors import (
     UnknownChannelError,
     VenueReplyError,
 )
+from producers.instruments import Instrument
+from producers.live.protocol import Endpoint, Heartbeat, VenueProtocol, chunks, json_message
 from producers.venues._common import (
     CONTROL_CHANNEL,
     NonNegative,
@@ -288,3 +291,34 @@ def infer_channel(frame: bytes) -> str | None:
 
 
 ADAPTER = VenueAdapter(venue=VENUE, completeness=Completeness.COMPLETE, parse=parse)
+
+
+# --- live protocol ----------------------------------------------------------------------------
+
+ARGS_PER_MESSAGE = 50
+
+
+def _endpoints(
+    instruments: Sequence[Instrument], base: str, everything: bool, heartbeat_s: float
+) -> list[Endpoint]:
+    """Per-symbol tables: the unfiltered table would bring quanto contracts we cannot value."""
+    topics = [f"{table}:{inst.symbol}" for inst in instruments for table in HANDLERS]
+    messages = tuple(
+        json_message({"op": "subscribe", "args": batch})
+        for batch in chunks(topics, ARGS_PER_MESSAGE)
+    )
+    return [Endpoint("realtime", f"{base}/realtime", messages)]
+
+
+PROTOCOL = VenueProtocol(
+    venue=VENUE,
+    ws_url="wss://ws.bitmex.com",
+    heartbeat=Heartbeat.TEXT_PING,
+    heartbeat_interval_s=5.0,  # BitMEX: ping when nothing arrived for 5 s
+    stale_after_s=30.0,
+    lifetime_s=None,
+    endpoints=_endpoints,
+    channel_of=infer_channel,
+    ping="ping",
+    pong=lambda frame: frame == b"pong",
+)

@@ -10,19 +10,27 @@ lives in ``ctx.state`` and mark price / open interest are emitted from it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NoReturn
 
 import msgspec
 
-from liqwatch.schema import Completeness, Liquidation, MarketEvent, Side, Venue
+from liqwatch.schema import Completeness, ContractKind, Liquidation, MarketEvent, Side, Venue
 from producers.base import IgnoredFrame, ParseContext, VenueAdapter
-from producers.instruments import USD_CONTRACTS
 from producers.errors import (
     InvalidValueError,
     SchemaError,
     StateError,
     UnknownChannelError,
     VenueReplyError,
+)
+from producers.instruments import USD_CONTRACTS, Instrument
+from producers.live.protocol import (
+    Endpoint,
+    Heartbeat,
+    VenueProtocol,
+    chunks,
+    json_message,
 )
 from producers.venues._common import (
     CONTROL_CHANNEL,
@@ -246,3 +254,53 @@ def infer_channel(frame: bytes) -> str | None:
 
 
 ADAPTER = VenueAdapter(venue=VENUE, completeness=Completeness.COMPLETE, parse=parse)
+
+
+# --- live protocol ----------------------------------------------------------------------------
+
+ARGS_PER_MESSAGE = 10
+PING = json_message({"op": "ping"})
+
+
+def _endpoints(
+    instruments: Sequence[Instrument], base: str, everything: bool, heartbeat_s: float
+) -> list[Endpoint]:
+    """One connection per category: linear and inverse contracts live on different URLs."""
+    endpoints = []
+    for kind, path in ((ContractKind.LINEAR, "linear"), (ContractKind.INVERSE, "inverse")):
+        symbols = [inst.symbol for inst in instruments if inst.kind is kind]
+        topics = [f"{LIQUIDATION_PREFIX}{s}" for s in symbols] + [
+            f"{TICKERS_PREFIX}{s}" for s in symbols
+        ]
+        if not topics:
+            continue
+        messages = tuple(
+            json_message({"op": "subscribe", "req_id": str(n), "args": batch})
+            for n, batch in enumerate(chunks(topics, ARGS_PER_MESSAGE), 1)
+        )
+        endpoints.append(Endpoint(path, f"{base}/v5/public/{path}", messages))
+    return endpoints
+
+
+def is_pong(frame: bytes) -> bool:
+    if b"pong" not in frame:
+        return False
+    try:
+        reply = _CONTROL.decode(frame)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return False
+    return reply.op == "pong" or reply.ret_msg == "pong"
+
+
+PROTOCOL = VenueProtocol(
+    venue=VENUE,
+    ws_url="wss://stream.bybit.com",
+    heartbeat=Heartbeat.JSON_PING,
+    heartbeat_interval_s=20.0,
+    stale_after_s=30.0,
+    lifetime_s=None,
+    endpoints=_endpoints,
+    channel_of=infer_channel,
+    ping=PING,
+    pong=is_pong,
+)

@@ -11,6 +11,7 @@ the instrument, ``trade_id`` and the liquidated role, so replays dedupe.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NoReturn
 
 import msgspec
@@ -19,6 +20,7 @@ from liqwatch.schema import Completeness, Liquidation, MarketEvent, Side, Venue
 from producers.base import IgnoredFrame, ParseContext, VenueAdapter
 from producers.errors import InvalidValueError, SchemaError, UnknownChannelError, VenueReplyError
 from producers.instruments import Instrument
+from producers.live.protocol import Endpoint, Heartbeat, VenueProtocol, chunks, json_message
 from producers.venues._common import (
     CONTROL_CHANNEL,
     NonNegative,
@@ -214,3 +216,43 @@ def infer_channel(frame: bytes) -> str | None:
 
 
 ADAPTER = VenueAdapter(venue=VENUE, completeness=Completeness.COMPLETE, parse=parse)
+
+
+# --- live protocol ----------------------------------------------------------------------------
+
+# 100 ms batches carry every trade; raw intervals may need an authorized connection
+TRADES_INTERVAL = "100ms"
+CHANNELS_PER_MESSAGE = 100
+
+
+def _endpoints(
+    instruments: Sequence[Instrument], base: str, everything: bool, heartbeat_s: float
+) -> list[Endpoint]:
+    names = [inst.symbol for inst in instruments]
+    channels = [f"trades.{n}.{TRADES_INTERVAL}" for n in names] + [
+        f"ticker.{n}.100ms" for n in names
+    ]
+    heartbeat = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "public/set_heartbeat",
+        "params": {"interval": heartbeat_s},
+    }
+    subscribe = [
+        {"jsonrpc": "2.0", "id": n, "method": "public/subscribe", "params": {"channels": batch}}
+        for n, batch in enumerate(chunks(channels, CHANNELS_PER_MESSAGE), 2)
+    ]
+    messages = tuple(json_message(m) for m in [heartbeat, *subscribe])
+    return [Endpoint("public", f"{base}/ws/api/v2", messages)]
+
+
+PROTOCOL = VenueProtocol(
+    venue=VENUE,
+    ws_url="wss://www.deribit.com",
+    heartbeat=Heartbeat.JSON_RPC,
+    heartbeat_interval_s=30.0,  # Deribit accepts >= 10 s
+    stale_after_s=30.0,
+    lifetime_s=None,
+    endpoints=_endpoints,
+    channel_of=infer_channel,
+)

@@ -10,6 +10,7 @@ Funding rates are kept per instrument and attached to the mark price events.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Generic, NoReturn, TypeVar
 
 import msgspec
@@ -17,6 +18,8 @@ import msgspec
 from liqwatch.schema import Completeness, Liquidation, MarketEvent, MarkPrice, Side, Venue
 from producers.base import IgnoredFrame, ParseContext, VenueAdapter
 from producers.errors import InvalidValueError, SchemaError, UnknownChannelError, VenueReplyError
+from producers.instruments import Instrument
+from producers.live.protocol import Endpoint, Heartbeat, VenueProtocol, chunks, json_message
 from producers.venues._common import (
     CONTROL_CHANNEL,
     NonNegative,
@@ -254,3 +257,41 @@ def infer_channel(frame: bytes) -> str | None:
 
 
 ADAPTER = VenueAdapter(venue=VENUE, completeness=Completeness.PARTIAL, parse=parse)
+
+
+# --- live protocol ----------------------------------------------------------------------------
+
+ARGS_PER_MESSAGE = 100
+
+
+def _args(instruments: Sequence[Instrument]) -> list[dict[str, str]]:
+    kinds = sorted({"FUTURES" if inst.expiry else "SWAP" for inst in instruments})
+    args = [{"channel": "liquidation-orders", "instType": kind} for kind in kinds]
+    for inst in instruments:
+        channels = ["open-interest", "mark-price"] + ([] if inst.expiry else ["funding-rate"])
+        args += [{"channel": channel, "instId": inst.symbol} for channel in channels]
+    return args
+
+
+def _endpoints(
+    instruments: Sequence[Instrument], base: str, everything: bool, heartbeat_s: float
+) -> list[Endpoint]:
+    messages = tuple(
+        json_message({"op": "subscribe", "args": batch})
+        for batch in chunks(_args(instruments), ARGS_PER_MESSAGE)
+    )
+    return [Endpoint("public", f"{base}/ws/v5/public", messages)]
+
+
+PROTOCOL = VenueProtocol(
+    venue=VENUE,
+    ws_url="wss://ws.okx.com:8443",
+    heartbeat=Heartbeat.TEXT_PING,
+    heartbeat_interval_s=20.0,  # OKX drops a connection idle for 30 s
+    stale_after_s=30.0,
+    lifetime_s=None,
+    endpoints=_endpoints,
+    channel_of=infer_channel,
+    ping="ping",
+    pong=lambda frame: frame == b"pong",
+)

@@ -49,11 +49,15 @@ def connect(
     same client can create it; the store and the migrations always name the database anyway.
     """
     try:
-        client = _embedded(settings.url) if is_embedded(settings.url) else _server(
-            settings, connect_timeout, send_receive_timeout
+        client = (
+            _embedded(settings.url)
+            if is_embedded(settings.url)
+            else _server(settings, connect_timeout, send_receive_timeout)
         )
     except (ClickHouseError, OSError) as exc:
-        raise ConnectError(f"cannot connect to ClickHouse at {redact(settings.url)}: {exc}") from exc
+        raise ConnectError(
+            f"cannot connect to ClickHouse at {redact(settings.url)}: {exc}"
+        ) from exc
     if database_exists(client, settings.database):
         client.database = settings.database
     return client

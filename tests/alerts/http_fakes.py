@@ -90,7 +90,8 @@ class RecordingServer:
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
+        if self._thread.is_alive():  # shutdown() would wait forever for a loop never started
+            self._server.shutdown()
         self._server.server_close()
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[Recorded]:

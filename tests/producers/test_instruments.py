@@ -21,15 +21,16 @@ def _body(venue: str, name: str) -> bytes:
     return (FIXTURES / venue / name).read_bytes()
 
 
+BYBIT_PAGE_2 = (
+    "/v5/market/instruments-info?category=linear&limit=1000&cursor=first%3DWIFUSDT%26last%3DWIFUSDT"
+)
 ROUTES = {
     "/fapi/v1/exchangeInfo": _body("binance", "rest_exchangeInfo.json"),
     "/dapi/v1/exchangeInfo": _body("binance_coinm", "rest_exchangeInfo.json"),
     "/v5/market/instruments-info?category=linear&limit=1000": _body(
         "bybit", "rest_instruments_linear_page1.json"
     ),
-    "/v5/market/instruments-info?category=linear&limit=1000&cursor=first%3DWIFUSDT%26last%3DWIFUSDT": _body(
-        "bybit", "rest_instruments_linear_page2.json"
-    ),
+    BYBIT_PAGE_2: _body("bybit", "rest_instruments_linear_page2.json"),
     "/v5/market/instruments-info?category=inverse&limit=1000": _body(
         "bybit", "rest_instruments_inverse.json"
     ),
@@ -58,7 +59,9 @@ def rest() -> Iterator[FakeHttp]:
     server.stop()
 
 
-def _refresher(book: InstrumentBook, rest: FakeHttp, cache: Path | None, **kw: object) -> InstrumentRefresher:
+def _refresher(
+    book: InstrumentBook, rest: FakeHttp, cache: Path | None, **kw: object
+) -> InstrumentRefresher:
     urls = dict.fromkeys(Venue, rest.url)
     store = InstrumentCache(cache) if cache else None
     return InstrumentRefresher(book, store, rest_urls=urls, timeout_s=5, **kw)  # type: ignore[arg-type]
@@ -147,4 +150,6 @@ async def test_periodic_refresh_picks_up_new_listings_and_counts(rest: FakeHttp)
     labels = {"venue": "bitmex", "result": "failed"}
     assert registry.get_sample_value("liqwatch_producer_instrument_refreshes_total", labels) == 1
     labels["result"] = "rest"
-    assert registry.get_sample_value("liqwatch_producer_instrument_refreshes_total", labels) >= 1
+    assert (
+        registry.get_sample_value("liqwatch_producer_instrument_refreshes_total", labels) or 0
+    ) >= 1

@@ -72,7 +72,12 @@ def test_stats_flush_to_prometheus_and_dedupe_drops_replayed_events() -> None:
     stats.flush(metrics)
     frames = {"venue": "bybit", "channel": "allLiquidation"}
     assert registry.get_sample_value("liqwatch_producer_frames_total", frames) == 3
-    assert registry.get_sample_value("liqwatch_producer_events_total", frames) == 1
+    kind = {"venue": "bybit", "kind": "liquidation"}
+    assert registry.get_sample_value("liqwatch_producer_events_total", kind) == 1
+    duplicates = {"venue": "bybit"}
+    assert registry.get_sample_value("liqwatch_producer_duplicate_events_total", duplicates) == 1
+    dlq = {"source": "producer/parse"}
+    assert registry.get_sample_value("liqwatch_dlq_messages_total", dlq) == 2
     ignored = {"venue": "bybit", "channel": "control"}
     assert registry.get_sample_value("liqwatch_producer_ignored_frames_total", ignored) == 1
     for reason in ("bad_json", "unknown_channel"):

@@ -38,11 +38,19 @@ def test_malformed_lines_become_dead_letters_with_their_line_number(tmp_path: Pa
     )
     items = list(iter_recording(path))
     assert [type(i).__name__ for i in items] == [
-        "RecordedFrame", "DeadLetter", "DeadLetter", "DeadLetter", "DeadLetter", "RecordedFrame"
+        "RecordedFrame",
+        "DeadLetter",
+        "DeadLetter",
+        "DeadLetter",
+        "DeadLetter",
+        "RecordedFrame",
     ]
     dead = [i for i in items if isinstance(i, DeadLetter)]
     assert [d.reason.split(":")[1].strip() for d in dead] == [
-        "rec.jsonl line 2", "rec.jsonl line 3", "rec.jsonl line 4", "rec.jsonl line 5"
+        "rec.jsonl line 2",
+        "rec.jsonl line 3",
+        "rec.jsonl line 4",
+        "rec.jsonl line 5",
     ]
     assert all(d.source == "producer/replay" and d.ts_recv == 1760130312400 for d in dead)
     first = items[0]
@@ -61,7 +69,7 @@ def test_malformed_lines_become_dead_letters_with_their_line_number(tmp_path: Pa
         b"{not json at all",
         b'"a json string"',
         b'[{"e":"markPriceUpdate","p":"1.50000000"}]',
-        "{\"é\": \"ü\"}".encode(),
+        '{"é": "ü"}'.encode(),
     ],
 )
 def test_recorded_frames_replay_byte_for_byte(tmp_path: Path, frame: bytes) -> None:

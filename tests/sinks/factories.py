@@ -73,7 +73,9 @@ def liquidation(
     )
 
 
-def random_liquidations(n: int, seed: int = 1, start: int = T0, asset: str = "BTC") -> list[Liquidation]:
+def random_liquidations(
+    n: int, seed: int = 1, start: int = T0, asset: str = "BTC"
+) -> list[Liquidation]:
     rng = random.Random(seed)
     venues = list(Venue)
     out = []
@@ -107,7 +109,9 @@ def open_interest(i: int, *, venue: Venue = Venue.BYBIT, ts: int = T0) -> OpenIn
     )
 
 
-def mark_price(i: int, *, venue: Venue = Venue.BINANCE, ts: int = T0, price: float = 112_380.5) -> MarkPrice:
+def mark_price(
+    i: int, *, venue: Venue = Venue.BINANCE, ts: int = T0, price: float = 112_380.5
+) -> MarkPrice:
     return MarkPrice(
         venue=venue,
         symbol="BTCUSDT",
@@ -123,7 +127,9 @@ def mark_price(i: int, *, venue: Venue = Venue.BINANCE, ts: int = T0, price: flo
     )
 
 
-def envelopes(events: list[Liquidation], size: int = 200, producer: str = "test") -> Iterator[Envelope]:
+def envelopes(
+    events: list[Liquidation], size: int = 200, producer: str = "test"
+) -> Iterator[Envelope]:
     for seq, start in enumerate(range(0, len(events), size)):
         chunk = events[start : start + size]
         yield Envelope(
@@ -230,8 +236,12 @@ def alert(
         asset="BTC",
         instruments=["BTC-USDT-PERP", "BTC-USD-INVERSE"],
         venues=[
-            VenueCoverage(venue="binance", completeness=Completeness.SAMPLED, stale=False, staleness_s=0.4),
-            VenueCoverage(venue="okx", completeness=Completeness.PARTIAL, stale=True, staleness_s=95.0),
+            VenueCoverage(
+                venue="binance", completeness=Completeness.SAMPLED, stale=False, staleness_s=0.4
+            ),
+            VenueCoverage(
+                venue="okx", completeness=Completeness.PARTIAL, stale=True, staleness_s=95.0
+            ),
         ],
         side=side,
         timeframe="1m",
@@ -279,7 +289,9 @@ def outcome(hit: bool = True, horizon_min: int = 60) -> Outcome:
     )
 
 
-def delivery(alert_id: str, status: DeliveryStatus = DeliveryStatus.SENT, ts: int = T0 + 2_000) -> Delivery:
+def delivery(
+    alert_id: str, status: DeliveryStatus = DeliveryStatus.SENT, ts: int = T0 + 2_000
+) -> Delivery:
     return Delivery(
         alert_id=alert_id,
         update_seq=0,

@@ -14,14 +14,14 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from liqwatch import codec
-from liqwatch.settings import ClickHouseSettings, KafkaSettings
+from liqwatch.settings import ClickHouseSettings, KafkaSettings, ObservabilitySettings
 from liqwatch.topics import Topics
 from sinks.service import run_sink
 from sinks.settings import SinkSettings
 
 
 def producer(bootstrap: str) -> Producer:
-    return Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True})
+    return Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "acks": "all"})
 
 
 def produce(bootstrap: str, topic: str, records: Iterable[Any], key: str = "BTC") -> int:
@@ -58,6 +58,7 @@ def sink_settings(
         "lag_interval_s": 0.5,
         "kafka": KafkaSettings(bootstrap_servers=bootstrap, topic_prefix=topics.prefix),
         "clickhouse": clickhouse,
+        "observability": ObservabilitySettings(metrics_host="127.0.0.1"),
     }
     values.update(overrides)
     return SinkSettings(**values)
@@ -101,7 +102,9 @@ def running_sink(settings: SinkSettings) -> Iterator[RunningSink]:
 def committed_offsets(bootstrap: str, group_id: str, topic: str, partitions: int) -> list[int]:
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group_id})
     try:
-        parts = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
+        parts = consumer.committed(
+            [TopicPartition(topic, p) for p in range(partitions)], timeout=10
+        )
         return [p.offset for p in parts]
     finally:
         consumer.close()
@@ -116,3 +119,10 @@ def end_offsets(bootstrap: str, topic: str, partitions: int) -> list[int]:
         ]
     finally:
         consumer.close()
+
+
+def all_committed(bootstrap: str, group: str, topic: str, partitions: int) -> bool:
+    """The group's committed offset is the end of every non-empty partition of the topic."""
+    ends = end_offsets(bootstrap, topic, partitions)
+    done = committed_offsets(bootstrap, group, topic, partitions)
+    return all(end in (0, got) for end, got in zip(ends, done, strict=True))

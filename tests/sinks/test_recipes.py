@@ -46,11 +46,38 @@ def ms(text: str) -> int:
 def liquidation_set() -> list[Liquidation]:
     """BTC on 2025-10-10 21:00-21:03 UTC, plus rows every recipe must leave out."""
     return [
-        f.liquidation(1, venue=Venue.BINANCE, price=100_000.0, notional_usd=10_000.0, ts=ms("2025-10-10 21:00:05")),
-        f.liquidation(2, venue=Venue.BINANCE, price=99_700.0, notional_usd=20_000.0, ts=ms("2025-10-10 21:01:00")),
-        f.liquidation(3, venue=Venue.BYBIT, price=100_100.0, notional_usd=15_000.0, ts=ms("2025-10-10 21:02:00")),
-        f.liquidation(4, venue=Venue.OKX, side=Side.SHORT, price=100_800.0, notional_usd=9_000.0, ts=ms("2025-10-10 21:03:00")),
-        f.liquidation(5, asset="ETH", price=4_100.0, notional_usd=5_000.0, ts=ms("2025-10-10 21:00:00")),
+        f.liquidation(
+            1,
+            venue=Venue.BINANCE,
+            price=100_000.0,
+            notional_usd=10_000.0,
+            ts=ms("2025-10-10 21:00:05"),
+        ),
+        f.liquidation(
+            2,
+            venue=Venue.BINANCE,
+            price=99_700.0,
+            notional_usd=20_000.0,
+            ts=ms("2025-10-10 21:01:00"),
+        ),
+        f.liquidation(
+            3,
+            venue=Venue.BYBIT,
+            price=100_100.0,
+            notional_usd=15_000.0,
+            ts=ms("2025-10-10 21:02:00"),
+        ),
+        f.liquidation(
+            4,
+            venue=Venue.OKX,
+            side=Side.SHORT,
+            price=100_800.0,
+            notional_usd=9_000.0,
+            ts=ms("2025-10-10 21:03:00"),
+        ),
+        f.liquidation(
+            5, asset="ETH", price=4_100.0, notional_usd=5_000.0, ts=ms("2025-10-10 21:00:00")
+        ),
         f.liquidation(6, price=101_000.0, notional_usd=7_000.0, ts=ms("2025-10-11 09:00:00")),
     ]
 
@@ -62,7 +89,9 @@ def history(migrated: Backend) -> Backend:
     store.write_events(liqs)
     store.write_events(liqs)  # a retried batch: must not change any result
     store.write_signals([*f.cascade_phases(), *_second_cascade()])
-    store.write_signals([_estimated(ms("2025-10-10 20:59:00")), _estimated(ms("2025-10-10 20:59:30"), shift=40)])
+    store.write_signals(
+        [_estimated(ms("2025-10-10 20:59:00")), _estimated(ms("2025-10-10 20:59:30"), shift=40)]
+    )
     _alerts(migrated)
     migrated.client.database = migrated.database  # recipes name tables without a database
     return migrated
@@ -70,8 +99,12 @@ def history(migrated: Backend) -> Backend:
 
 def _second_cascade() -> list[CascadeSignal]:
     """A smaller short cascade: price rose 2 % while shorts were forced out."""
-    phases = f.cascade_phases("cascade:BTC:short:1760140000000", start=ms("2025-10-11 00:00:00"), total=12e6)
-    return [msgspec.structs.replace(p, side=Side.SHORT, price_now=p.price_start * 1.02) for p in phases]
+    phases = f.cascade_phases(
+        "cascade:BTC:short:1760140000000", start=ms("2025-10-11 00:00:00"), total=12e6
+    )
+    return [
+        msgspec.structs.replace(p, side=Side.SHORT, price_now=p.price_start * 1.02) for p in phases
+    ]
 
 
 def _estimated(ts: int, shift: int = 0) -> HeatmapSnapshot:
@@ -204,11 +237,22 @@ def test_coverage_and_staleness(migrated: Backend) -> None:
     assert by_venue["bybit"][3:6] == (0, 0, 1)
     printed = run_sql(migrated.client, sql, "table")
     assert printed.splitlines()[0].split() == [
-        "venue", "last_event", "staleness_s", "liquidations_1h", "mark_prices_1h", "oi_samples_1h", "completeness",
+        "venue",
+        "last_event",
+        "staleness_s",
+        "liquidations_1h",
+        "mark_prices_1h",
+        "oi_samples_1h",
+        "completeness",
     ]
 
 
 def test_every_documented_recipe_is_tested() -> None:
     assert set(recipes()) == {
-        "heatmap", "top_cascades", "by_venue_side", "alert_hit_rate", "estimated_vs_realized", "coverage",
+        "heatmap",
+        "top_cascades",
+        "by_venue_side",
+        "alert_hit_rate",
+        "estimated_vs_realized",
+        "coverage",
     }

@@ -61,7 +61,7 @@ def test_csv_and_json_outputs_parse_back(loaded: Backend) -> None:
     ],
 )
 def test_read_only_refuses_writes_with_a_clear_message(loaded: Backend, statement: str) -> None:
-    with pytest.raises(SqlError, match="read-only.*pass --write"):
+    with pytest.raises(SqlError, match=r"read-only.*pass --write"):
         run_sql(loaded.client, statement)
     assert loaded.client.command("SELECT count() FROM liquidations FINAL") == 3
 
@@ -79,7 +79,9 @@ def test_write_mode_runs_statements_and_scripts(loaded: Backend) -> None:
     """
     out = run_sql(loaded.client, script, "csv", readonly=False)
     assert out.split("\n\n")[-1].splitlines() == ["n", "2"]
-    assert run_sql(loaded.client, "SELECT getSetting('readonly') AS ro", "csv", readonly=False).endswith("0")
+    assert run_sql(
+        loaded.client, "SELECT getSetting('readonly') AS ro", "csv", readonly=False
+    ).endswith("0")
 
 
 def test_bad_requests_are_clear_errors(loaded: Backend) -> None:
@@ -94,7 +96,9 @@ def test_bad_requests_are_clear_errors(loaded: Backend) -> None:
 def test_statement_keywords() -> None:
     assert statement_keyword("/* hi */ (SELECT 1)") == "SELECT"
     assert statement_keyword("\n-- c\nwith x as (select 1) select * from x") == "WITH"
-    assert is_read("DESC liquidations") and is_read("EXISTS TABLE alerts") and is_read("SHOW TABLES")
+    assert (
+        is_read("DESC liquidations") and is_read("EXISTS TABLE alerts") and is_read("SHOW TABLES")
+    )
     assert not is_read("SYSTEM STOP MERGES")
 
 
@@ -117,7 +121,7 @@ def test_works_when_clickhouse_is_read_only_already(migrated: Backend) -> None:
     try:
         out = run_sql(client, "SELECT count() AS n FROM liquidations FINAL", "csv")
         assert out.splitlines() == ["n", "1"]
-        with pytest.raises(DatabaseError, match="(?i)readonly"):
+        with pytest.raises(DatabaseError, match=r"(?i)readonly"):
             run_sql(client, "INSERT INTO liquidations (event_id) VALUES ('x')", readonly=False)
     finally:
         client.close()

@@ -16,7 +16,7 @@ def _ms(value: datetime) -> int:
 
 
 def _rows(backend: Backend, sql: str) -> list[tuple[Any, ...]]:
-    return backend.client.query(sql.format(db=backend.database)).result_rows
+    return [tuple(row) for row in backend.client.query(sql.format(db=backend.database)).result_rows]
 
 
 def test_market_events_round_trip(migrated: Backend) -> None:
@@ -34,9 +34,19 @@ def test_market_events_round_trip(migrated: Backend) -> None:
     )
     back = [
         Liquidation(
-            venue=row[0], symbol=row[1], instrument=row[2], asset=row[3], side=row[4],
-            price=row[5], avg_price=row[6], qty=row[7], notional_usd=row[8],
-            completeness=row[9], ts_event=row[10], ts_recv=row[11], event_id=row[12],
+            venue=row[0],
+            symbol=row[1],
+            instrument=row[2],
+            asset=row[3],
+            side=row[4],
+            price=row[5],
+            avg_price=row[6],
+            qty=row[7],
+            notional_usd=row[8],
+            completeness=row[9],
+            ts_event=row[10],
+            ts_recv=row[11],
+            event_id=row[12],
         )
         for row in got
     ]
@@ -82,7 +92,9 @@ def test_signals_and_heatmap_round_trip(migrated: Backend) -> None:
         "SELECT cascade_id, last_phase, total_notional_usd, events, venues, duration_ms "
         "FROM {db}.cascades",
     )
-    assert cascade == [(cascades[0].cascade_id, "ended", 58e6, 1020, ["binance", "bybit", "okx"], 240_000)]
+    assert cascade == [
+        (cascades[0].cascade_id, "ended", 58e6, 1020, ["binance", "bybit", "okx"], 240_000)
+    ]
     sweep = _rows(migrated, "SELECT side, band_lo, confirmed, price_after FROM {db}.sweeps")
     assert sweep == [("long", 110_500.0, True, 110_420.0)]
 
@@ -102,9 +114,25 @@ def test_alerts_updates_outcomes_deliveries_dead_letters_round_trip(migrated: Ba
     alert = f.alert()
     no_side = f.alert("pressure:BTC:1760130000000", side=None)
     assert store.write_alerts([alert, no_side]) == 2
-    assert store.write_alert_updates([f.alert_update(alert.alert_id, 1), f.alert_update(alert.alert_id, 2)]) == 2
-    assert store.write_outcomes([(alert.alert_id, f.outcome(True, 60))], computed_at=f.T0 + 3_600_000) == 1
-    assert store.write_deliveries([f.delivery(alert.alert_id), f.delivery(alert.alert_id, DeliveryStatus.FAILED, f.T0 + 9_000)]) == 2
+    assert (
+        store.write_alert_updates(
+            [f.alert_update(alert.alert_id, 1), f.alert_update(alert.alert_id, 2)]
+        )
+        == 2
+    )
+    assert (
+        store.write_outcomes([(alert.alert_id, f.outcome(True, 60))], computed_at=f.T0 + 3_600_000)
+        == 1
+    )
+    assert (
+        store.write_deliveries(
+            [
+                f.delivery(alert.alert_id),
+                f.delivery(alert.alert_id, DeliveryStatus.FAILED, f.T0 + 9_000),
+            ]
+        )
+        == 2
+    )
     assert store.write_dead_letters([f.dead_letter(0), f.dead_letter(1)]) == 2
 
     row = _rows(
@@ -114,15 +142,28 @@ def test_alerts_updates_outcomes_deliveries_dead_letters_round_trip(migrated: Ba
         "FROM {db}.alerts FINAL ORDER BY alert_id",
     )
     assert row[0] == (
-        alert.alert_id, "cascade", alert.instruments,
+        alert.alert_id,
+        "cascade",
+        alert.instruments,
         [
             {"venue": "binance", "completeness": "sampled", "stale": False, "staleness_s": 0.4},
             {"venue": "okx", "completeness": "partial", "stale": True, "staleness_s": 95.0},
         ],
-        "long", "bright", 110_500.0, 11_600_000.0, 112_100.0, alert.created_at, alert.title,
+        "long",
+        "bright",
+        110_500.0,
+        11_600_000.0,
+        112_100.0,
+        alert.created_at,
+        alert.title,
         "open",
-        {"horizon_min": None, "price_after": None, "max_favourable_pct": None,
-         "max_adverse_pct": None, "hit": None},
+        {
+            "horizon_min": None,
+            "price_after": None,
+            "max_favourable_pct": None,
+            "max_adverse_pct": None,
+            "hit": None,
+        },
         alert.details,
     )
     assert row[1][0] == no_side.alert_id
@@ -130,7 +171,9 @@ def test_alerts_updates_outcomes_deliveries_dead_letters_round_trip(migrated: Ba
 
     updates = _rows(migrated, "SELECT seq, status, subkind FROM {db}.alert_updates ORDER BY seq")
     assert updates == [(1, "open", "escalated"), (2, "ended", "ended")]
-    outcomes = _rows(migrated, "SELECT alert_id, horizon_min, hit, price_after FROM {db}.alert_outcomes")
+    outcomes = _rows(
+        migrated, "SELECT alert_id, horizon_min, hit, price_after FROM {db}.alert_outcomes"
+    )
     assert outcomes == [(alert.alert_id, 60, True, 109_900.0)]
     deliveries = _rows(migrated, "SELECT status, attempts, error FROM {db}.deliveries ORDER BY ts")
     assert deliveries == [("sent", 1, ""), ("failed", 3, "HTTP 502")]

@@ -102,7 +102,9 @@ def committed(bootstrap: str, group: str, topics: Iterable[str]) -> dict[tuple[s
         consumer.close()
 
 
-def wait_for(what: str, check: Callable[[], Any], timeout: float, on_fail: Callable[[], str]) -> Any:
+def wait_for(
+    what: str, check: Callable[[], Any], timeout: float, on_fail: Callable[[], str]
+) -> Any:
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:

@@ -147,6 +147,12 @@ def test_sigkill_mid_cascade_then_restart_matches_uninterrupted_run(
         wait_for("the restarted worker to finish", crash.done, 90, logs)
         wait_for("the reference worker to finish", ref.done, 60, logs)
         assert second.metric("liqwatch_worker_restores_total") >= 1
+        # resumed at the committed offsets: each envelope after them was skipped (the restored
+        # snapshot reflects it) or processed, exactly once; nothing before them was re-read
+        processed = second.metric("liqwatch_worker_envelopes_total")
+        skipped = second.metric("liqwatch_worker_skipped_envelopes_total")
+        assert processed + skipped == total - at_kill
+        assert 0 < processed < total
         status, body = second.get("/readyz")
         assert status == 200 and body.startswith("ready"), body
     finally:

@@ -1,0 +1,1 @@
+"""Live venue connections: websockets that survive the internet, REST polls, the runner."""

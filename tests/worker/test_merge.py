@@ -1,0 +1,115 @@
+"""The per-partition merge releases the same sequence whatever the arrival timing, and a merge
+restarted from any point it passed through continues exactly as the uninterrupted one."""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from processors.merge import FIRST, PartitionMerge, Pending
+
+TOPICS = ["marks", "oi", "liqs"]
+
+Streams = dict[str, list[int]]  # topic -> the order keys of its messages, in offset order
+
+streams_st = st.fixed_dictionaries(
+    {t: st.lists(st.integers(min_value=0, max_value=30), max_size=25) for t in TOPICS}
+)
+
+
+def _items(streams: Streams, partition: int = 0) -> dict[str, list[Pending[str]]]:
+    return {
+        t: [Pending(k, t, partition, off, f"{t}@{off}") for off, k in enumerate(keys)]
+        for t, keys in streams.items()
+    }
+
+
+def _all_at_once(streams: Streams, start: dict[str, int] | None = None) -> list[str]:
+    merge: PartitionMerge[str] = PartitionMerge(TOPICS)
+    for topic, items in _items(streams).items():
+        for item in items[(start or {}).get(topic, 0) :]:
+            merge.add(item)
+    return [p.item for p in merge.release(lambda _t, _p: True)]
+
+
+def _trickled(streams: Streams, seed: int) -> list[str]:
+    """Messages arrive one at a time in a random topic order, with releases in between."""
+    rnd = random.Random(seed)
+    items = _items(streams)
+    delivered = dict.fromkeys(TOPICS, 0)
+    merge: PartitionMerge[str] = PartitionMerge(TOPICS)
+
+    def caught_up(topic: str, _partition: int) -> bool:
+        return delivered[topic] == len(items[topic])
+
+    out: list[str] = []
+    while not all(caught_up(t, 0) for t in TOPICS):
+        topic = rnd.choice([t for t in TOPICS if not caught_up(t, 0)])
+        merge.add(items[topic][delivered[topic]])
+        delivered[topic] += 1
+        if rnd.random() < 0.5:
+            out += [p.item for p in merge.release(caught_up)]
+    out += [p.item for p in merge.release(caught_up)]
+    assert merge.buffered == 0
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(streams=streams_st, seed=st.integers(0, 2**32))
+def test_release_order_does_not_depend_on_arrival_timing(streams: Streams, seed: int) -> None:
+    expected = _all_at_once(streams)
+    assert sorted(expected) == sorted(
+        f"{t}@{i}" for t, ks in streams.items() for i in range(len(ks))
+    )
+    assert _trickled(streams, seed) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(streams=streams_st, cut=st.floats(0, 1))
+def test_restart_from_a_merge_point_continues_identically(streams: Streams, cut: float) -> None:
+    full = _all_at_once(streams)
+    k = int(cut * len(full))
+    positions = dict.fromkeys(TOPICS, 0)
+    for item in full[:k]:  # what a save after k releases covers, per topic (its offsets)
+        topic, offset = item.split("@")
+        positions[topic] = int(offset) + 1
+    assert _all_at_once(streams, positions) == full[k:]
+
+
+def test_waits_for_a_topic_that_may_still_deliver_something_earlier() -> None:
+    merge: PartitionMerge[str] = PartitionMerge(TOPICS)
+    merge.add(Pending(50, "liqs", 0, 0, "liq"))
+    pending_oi = {"marks": True, "oi": False, "liqs": True}
+    assert merge.release(lambda t, _p: pending_oi[t]) == []
+    merge.add(Pending(40, "oi", 0, 0, "oi"))
+    assert [p.item for p in merge.release(lambda t, _p: pending_oi[t])] == ["oi"]
+    assert [p.item for p in merge.release(lambda _t, _p: True)] == ["liq"]
+
+
+def test_ties_go_to_the_first_topic_and_partitions_are_independent() -> None:
+    merge: PartitionMerge[str] = PartitionMerge(TOPICS)
+    merge.add(Pending(7, "liqs", 1, 0, "liq-p1"))
+    merge.add(Pending(7, "marks", 1, 0, "mark-p1"))
+    merge.add(Pending(3, "liqs", 0, 0, "liq-p0"))
+    p1_waits_for_oi = merge.release(lambda t, p: p == 0 or t != "oi")
+    assert [p.item for p in p1_waits_for_oi] == ["liq-p0"]
+    assert [p.item for p in merge.release(lambda _t, _p: True)] == ["mark-p1", "liq-p1"]
+
+
+def test_undecodable_messages_do_not_wait_and_forget_drops_a_partition() -> None:
+    merge: PartitionMerge[str] = PartitionMerge(TOPICS)
+    merge.add(Pending(FIRST, "oi", 2, 5, "bad"))
+    merge.add(Pending(9, "liqs", 2, 6, "liq"))
+    assert [p.item for p in merge.release(lambda _t, _p: False)] == ["bad"]
+    assert merge.next_offset("liqs", 2) == 7
+    dropped = merge.forget([2])
+    assert [p.item for p in dropped] == ["liq"]
+    assert merge.buffered == 0 and merge.next_offset("liqs", 2) is None
+    try:
+        merge.add(Pending(1, "signals", 0, 0, "x"))
+    except ValueError as exc:
+        assert "signals" in str(exc)
+    else:
+        raise AssertionError("a topic outside the merge must be refused")

@@ -1,0 +1,162 @@
+"""The worker's processing loop with the real engine, crashed at several points in-process.
+
+The broker test (test_crash_recovery.py) kills a real worker once; this one checks the same
+guarantee at several crash points and fetch interleavings quickly. Kafka's part is played
+by plain Python: per topic-partition logs, a state table that keeps what was written, a
+producer whose sends become durable only on ``flush`` (what was not flushed is lost in the
+crash) and offsets committed only from acks, at random moments, like Faust's commit timer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from liqwatch import codec
+from liqwatch.schema import Envelope, EventKind
+from processors.engine import Engine, EngineConfig
+from processors.merge import PartitionMerge
+from processors.metrics import WorkerMetrics
+from processors.pump import Ports, Pump
+from processors.runner import EngineRunner, decode_snapshot
+from tests.worker.recording import scenario_envelopes
+
+PARTITIONS = 2
+TOPIC = {
+    EventKind.MARK_PRICE: "mark_price",
+    EventKind.OPEN_INTEREST: "open_interest",
+    EventKind.LIQUIDATION: "liquidations",
+}
+MERGED = ["mark_price", "open_interest", "liquidations"]
+
+
+@dataclass(frozen=True)
+class Msg:
+    topic: str
+    partition: int
+    offset: int
+    value: bytes
+
+
+@dataclass
+class Broker:
+    logs: dict[tuple[str, int], list[Msg]]
+    table: dict[bytes, bytes] = field(default_factory=dict)
+    durable: list[tuple[str, bytes]] = field(default_factory=list)
+    committed: dict[tuple[str, int], int] = field(default_factory=dict)
+
+
+def _logs(envelopes: list[Envelope]) -> dict[tuple[str, int], list[Msg]]:
+    logs: dict[tuple[str, int], list[Msg]] = {(t, p): [] for t in MERGED for p in range(PARTITIONS)}
+    for env in envelopes:
+        tp = (TOPIC[env.kind], zlib.crc32(env.asset.encode()) % PARTITIONS)
+        logs[tp].append(Msg(tp[0], tp[1], len(logs[tp]), codec.encode(env)))
+    return logs
+
+
+class Session:
+    """One worker process life: reads from the committed offsets until done or crashed."""
+
+    def __init__(self, broker: Broker, seed: int) -> None:
+        self.broker = broker
+        self.rnd = random.Random(seed)
+        self.buffer: list[tuple[str, bytes]] = []
+        self.acked: dict[tuple[str, int], int] = {}
+        self.next = {tp: broker.committed.get(tp, 0) for tp in broker.logs}
+        ports = Ports(
+            send_signal=lambda _k, v: self.buffer.append(("signal", v)),
+            send_alert=lambda _k, v: self.buffer.append(("alert", v)),
+            send_dead_letter=lambda _k, v: self.buffer.append(("dlq", v)),
+            flush=self._flush,
+            ack=self._ack,
+            caught_up=lambda t, p: self.next[(t, p)] == len(broker.logs[(t, p)]),
+        )
+        runner = EngineRunner(lambda: Engine(EngineConfig.default()))
+        self.pump = Pump(
+            runner,
+            PartitionMerge(MERGED),
+            state=broker.table,
+            ports=ports,
+            metrics=WorkerMetrics(CollectorRegistry()),
+            snapshot_interval_s=1e9,  # saves happen where the test says
+        )
+
+    async def _flush(self) -> None:
+        self.broker.durable += self.buffer
+        self.buffer = []
+
+    async def _ack(self, msg: Msg) -> None:
+        tp = (msg.topic, msg.partition)
+        assert msg.offset == self.acked.get(tp, self.broker.committed.get(tp, 0))
+        self.acked[tp] = msg.offset + 1
+
+    async def run(self, crash_after: int | None) -> None:
+        delivered = 0
+        while crash_after is None or delivered < crash_after:
+            open_tps = [tp for tp, n in self.next.items() if n < len(self.broker.logs[tp])]
+            if not open_tps:
+                break
+            tp = self.rnd.choice(open_tps)
+            for _ in range(self.rnd.randint(1, 40)):  # a fetch: a run from one partition
+                if self.next[tp] < len(self.broker.logs[tp]):
+                    msg = self.broker.logs[tp][self.next[tp]]
+                    self.next[tp] += 1
+                    delivered += 1
+                    await self.pump.on_message(msg, msg)
+            if self.rnd.random() < 0.05:
+                await self.pump.save_now()
+            if self.rnd.random() < 0.05:
+                self.broker.committed.update(self.acked)  # Faust's commit timer fired
+        if crash_after is None:
+            await self.pump.on_tick()
+            await self.pump.save_now()
+            self.broker.committed.update(self.acked)
+        # a crash: whatever was not flushed is gone, and so are uncommitted acks
+
+
+def _final(broker: Broker) -> tuple[dict[str, bytes], dict[str, bytes], set[bytes]]:
+    state = {k.decode(): decode_snapshot(v).engine_state for k, v in broker.table.items()}
+    alerts: dict[str, bytes] = {}
+    for kind, value in broker.durable:
+        if kind == "alert":
+            msg = codec.alert_decoder.decode(value)
+            key = getattr(msg, "seq", None)
+            ident = msg.alert_id if key is None else f"{msg.alert_id}#{key}"
+            assert alerts.setdefault(ident, value) == value, f"{ident} re-emitted differently"
+    signals = {v for kind, v in broker.durable if kind == "signal"}
+    return state, alerts, signals
+
+
+@pytest.fixture(scope="module")
+def envelopes(tmp_path_factory: pytest.TempPathFactory) -> list[Envelope]:
+    _truth, envs = scenario_envelopes("demo", tmp_path_factory.mktemp("demo"))
+    return envs[:4500]  # through the BTC cascade
+
+
+def _run(envelopes: list[Envelope], crashes: list[int], seed: int) -> Any:
+    broker = Broker(_logs(envelopes))
+
+    async def go() -> None:
+        for i, at in enumerate(crashes):
+            await Session(broker, seed + i).run(crash_after=at)
+        await Session(broker, seed + 99).run(crash_after=None)
+
+    asyncio.run(go())
+    return _final(broker)
+
+
+def test_crashes_anywhere_end_in_the_uninterrupted_state(envelopes: list[Envelope]) -> None:
+    reference = _run(envelopes, [], seed=1)
+    state, alerts, signals = reference
+    assert set(state) == {"BTC", "ETH"}
+    assert any(a.startswith("cascade-BTC-long") for a in alerts)
+    assert signals
+    n = len(envelopes)
+    for seed, crashes in [(2, [n // 3]), (3, [n // 5, n // 2]), (4, [n - 7])]:
+        assert _run(envelopes, crashes, seed) == reference, f"crashes at {crashes}"
