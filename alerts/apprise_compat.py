@@ -17,6 +17,7 @@ import apprise
 from apprise import Apprise, AppriseAsset, AppriseAttachment, AppriseConfig
 from apprise.attachment.memory import AttachMemory
 from apprise.common import NotifyFormat, NotifyType
+from apprise.conversion import convert_between
 from apprise.plugins.base import NotifyBase
 
 __all__ = [
@@ -29,4 +30,5 @@ __all__ = [
     "NotifyFormat",
     "NotifyType",
     "apprise",
+    "convert_between",
 ]

@@ -185,6 +185,12 @@ class Dispatcher:
         self._worker = None
         self.store.close()
 
+    @property
+    def queue_free(self) -> int:
+        """Room left in the queue: a Kafka consumer pauses instead of overflowing it."""
+        used = self._queue.qsize() if self._queue is not None else 0
+        return self.config.queue_size - used
+
     def _busy(self) -> bool:
         queued = self._queue is not None and self._queue.qsize() > 0
         return queued or bool(self._tasks) or self._handling
@@ -381,7 +387,7 @@ class Dispatcher:
             self.store.record(
                 ref.alert_id, ref.seq, ref.route, ref.target_key, status="sent", ts=_wall_ms()
             )
-        self._metrics.delivery_latency.labels(ref.channel).observe(time.monotonic() - started)
+        self._metrics.delivery_seconds.observe(time.monotonic() - started)
         status = DeliveryStatus.SENT if result.ok else DeliveryStatus.FAILED
         self._emit(ref, status, result.attempts, result.error)
 

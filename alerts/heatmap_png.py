@@ -17,7 +17,6 @@ import numpy as np
 from matplotlib import dates as mdates
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.colors import LinearSegmentedColormap, PowerNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -34,10 +33,6 @@ _BG = "#0b0e14"
 _FG = "#c9d1d9"
 _LONG_RGB = (0.95, 0.28, 0.30)
 _SHORT_RGB = (0.20, 0.80, 0.65)
-_LONG_CMAP = LinearSegmentedColormap.from_list("liq_long", [(*_LONG_RGB, 0.0), (*_LONG_RGB, 1.0)])
-_SHORT_CMAP = LinearSegmentedColormap.from_list(
-    "liq_short", [(*_SHORT_RGB, 0.0), (*_SHORT_RGB, 1.0)]
-)
 
 
 class _Grid:
@@ -73,7 +68,8 @@ def render_heatmap_png(
         ax.text(0.5, 0.5, "no heatmap data yet", color=_FG, ha="center", transform=ax.transAxes)
     fig.subplots_adjust(left=0.09, right=0.98, top=0.89, bottom=0.14)
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", facecolor=_BG)
+    # zlib level 3: a third of the encoding time of the default 6, ~10 % larger file
+    fig.savefig(buffer, format="png", facecolor=_BG, pil_kwargs={"compress_level": 3})
     data = buffer.getvalue()
     if isinstance(path_or_buffer, str | Path):
         Path(path_or_buffer).write_bytes(data)
@@ -92,17 +88,8 @@ def _draw(ax: Axes, snaps: list[HeatmapSnapshot], alert: Alert | None) -> None:
     if x1 <= x0:
         x1 = x0 + 60_000 / _MS_PER_DAY
     extent = (x0, x1, lo - 0.5, hi + 0.5)
-    vmax = _robust_max(long_layer, short_layer)
-    for layer, cmap in ((long_layer, _LONG_CMAP), (short_layer, _SHORT_CMAP)):
-        ax.imshow(
-            layer.T,
-            origin="lower",
-            aspect="auto",
-            extent=extent,
-            cmap=cmap,
-            norm=PowerNorm(0.5, vmin=0.0, vmax=vmax),
-            interpolation="nearest",
-        )
+    rgba = _composite(long_layer.T, short_layer.T, _robust_max(long_layer, short_layer))
+    ax.imshow(rgba, origin="lower", aspect="auto", extent=extent, interpolation="nearest")
     marks_x = [s.ts / _MS_PER_DAY for s in snaps]
     marks_y = [grid.index(s.mark_price) for s in snaps]
     ax.plot(marks_x, marks_y, color="#f5f5f5", linewidth=1.4)
@@ -161,6 +148,21 @@ def _row_mapper(grid: _Grid, snap: HeatmapSnapshot, lo: int) -> Callable[[np.nda
     return by_price
 
 
+def _composite(long_layer: np.ndarray, short_layer: np.ndarray, vmax: float) -> np.ndarray:
+    """One RGBA image: each side's colour over the background, opacity by sqrt(USD / vmax).
+
+    One image instead of two colormapped layers halves matplotlib's resampling work.
+    """
+    long_alpha = np.sqrt(np.clip(long_layer / vmax, 0.0, 1.0))[..., None]
+    short_alpha = np.sqrt(np.clip(short_layer / vmax, 0.0, 1.0))[..., None]
+    rgb = np.asarray(_LONG_RGB) * long_alpha
+    rgb = rgb * (1 - short_alpha) + np.asarray(_SHORT_RGB) * short_alpha
+    alpha = 1 - (1 - long_alpha) * (1 - short_alpha)
+    # premultiplied colour back to straight alpha for imshow
+    straight = np.divide(rgb, alpha, out=np.zeros_like(rgb), where=alpha > 0)
+    return np.concatenate([straight, alpha], axis=-1)
+
+
 def _robust_max(*layers: np.ndarray) -> float:
     values = np.concatenate([layer[layer > 0] for layer in layers])
     if values.size == 0:
@@ -201,7 +203,7 @@ def _axes_labels(
     title = f"{last.asset} liquidation heatmap · {span}"
     if alert is not None:
         title += f"\n{alert.title}"
-    ax.set_title(title, color=_FG, fontsize=11, loc="left")
+    ax.figure.text(0.09, 0.985, title, color=_FG, fontsize=11, va="top", ha="left")
     handles = [
         Patch(color=_LONG_RGB, label="long liquidations"),
         Patch(color=_SHORT_RGB, label="short liquidations"),

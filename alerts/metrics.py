@@ -15,10 +15,9 @@ class AlerterMetrics:
             ["status", "channel"],
             registry=registry,
         )
-        self.delivery_latency = Histogram(
-            "liqwatch_alerter_delivery_latency_seconds",
-            "From submit to the final delivery outcome, retries included",
-            ["channel"],
+        self.delivery_seconds = Histogram(
+            "liqwatch_alerter_delivery_seconds",
+            "From submit to the final delivery outcome of one notification, retries included",
             buckets=_LATENCY_BUCKETS,
             registry=registry,
         )
@@ -35,7 +34,6 @@ class AlerterMetrics:
         self.retries = Counter(
             "liqwatch_alerter_retries_total",
             "Delivery attempts after the first one",
-            ["channel"],
             registry=registry,
         )
         self.queue_full = Counter(
@@ -54,10 +52,10 @@ class AlerterMetrics:
             ["kind"],
             registry=registry,
         )
-        self.dropped = Counter(
-            "liqwatch_alerter_dropped_total",
-            "Messages that could not be used (sent to the dead-letter topic), by reason",
-            ["reason"],
+        self.dead_letters = Counter(
+            "liqwatch_dlq_messages_total",
+            "Records sent to the dead-letter topic, by the component that dropped them",
+            ["source"],
             registry=registry,
         )
         self.outcomes = Counter(

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 
 from alerts import formatting as fmt
-from alerts.apprise_compat import NotifyFormat, NotifyType
+from alerts.apprise_compat import NotifyFormat, NotifyType, convert_between
 from alerts.outcomes import OUTCOME_SUBKIND
 from alerts.router import Digest
 from alerts.targets import Channel
@@ -96,8 +96,10 @@ def plain_text(alert: Alert) -> str:
 
 def email_html(alert: Alert) -> str:
     colour = fmt.SIDE_COLOUR[alert.side]
+    # One cell per row, label as an inline span: Apprise derives the plain-text part from
+    # this HTML, and this keeps "Label value" on one line there.
     rows = "".join(
-        f'<tr><th style="{_TH}">{_esc(label)}</th><td style="{_TD}">{_esc(value)}</td></tr>'
+        f'<tr><td style="{_TD}"><span style="{_LABEL}">{_esc(label)}</span> {_esc(value)}</td></tr>'
         for label, value in fmt.fact_rows(alert)
     )
     return (
@@ -111,7 +113,9 @@ def email_html(alert: Alert) -> str:
 
 
 def email_text(alert: Alert) -> str:
-    return plain_text(alert)
+    """The plain-text part as mail clients get it: Apprise derives it from the HTML part."""
+    text = convert_between(NotifyFormat.HTML, NotifyFormat.TEXT, email_html(alert))  # type: ignore[no-untyped-call]
+    return str(text)
 
 
 def webhook_json(alert: Alert) -> str:
@@ -232,8 +236,8 @@ def render_digest(digest: Digest, channel: Channel) -> Rendered:
 # --- helpers -----------------------------------------------------------------------------
 
 _BOX = "font-family:Helvetica,Arial,sans-serif;max-width:640px;color:#111"
-_TH = "text-align:left;padding:4px 12px 4px 0;color:#555;vertical-align:top;white-space:nowrap"
-_TD = "padding:4px 0"
+_LABEL = "display:inline-block;min-width:104px;color:#555;font-weight:bold"
+_TD = "padding:4px 0;vertical-align:top"
 
 
 def _esc(text: str) -> str:

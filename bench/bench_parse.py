@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from liqwatch.schema import Venue
-from producers.bench import format_table, run_parse_bench
+from producers.bench import run_parse_bench
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     venues = [Venue(v) for v in args.venues.split(",") if v] or None
     result = run_parse_bench(args.frames, venues, args.repeats)
-    print(json.dumps(result, indent=2) if args.json else format_table(result))
+    print(json.dumps(result, indent=2) if args.json else result["report"])
     return 0 if result["ok"] else 1
 
 

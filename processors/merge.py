@@ -53,13 +53,18 @@ class PartitionMerge(Generic[T]):
         """The offset after the last one added for this topic-partition (None: none yet)."""
         return self._next.get((topic, partition))
 
-    def add(self, pending: Pending[T]) -> None:
+    def add(self, pending: Pending[T]) -> bool:
+        """Queues a message; False (and nothing queued) for an offset already added."""
         if pending.topic not in self._rank:
             raise ValueError(f"{pending.topic!r} is not a merged topic")
+        seen = self._next.get((pending.topic, pending.partition))
+        if seen is not None and pending.offset < seen:
+            return False
         queues = self._queues.setdefault(pending.partition, {})
         queues.setdefault(pending.topic, deque()).append(pending)
         self._next[(pending.topic, pending.partition)] = pending.offset + 1
         self._buffered += 1
+        return True
 
     def release(self, caught_up: CaughtUp) -> list[Pending[T]]:
         """Everything that can be released now, in merge order per partition."""

@@ -68,6 +68,11 @@ class WorkerMetrics:
             "Assets whose engine state was restored from the state table",
             registry=registry,
         )
+        self.restore_failures = Counter(
+            "liqwatch_worker_restore_failures_total",
+            "Saved snapshots that could not be restored (the asset starts from empty state)",
+            registry=registry,
+        )
         self.rebalances = Counter(
             "liqwatch_worker_rebalances_total",
             "Partition revocations (unsaved progress is dropped and re-read from Kafka)",

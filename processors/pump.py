@@ -24,6 +24,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import msgspec
+
 from liqwatch import codec
 from liqwatch.schema import Alert, AlertUpdate, DeadLetter, Envelope
 from processors.merge import FIRST, CaughtUp, PartitionMerge, Pending
@@ -98,7 +100,11 @@ class Pump:
 
     async def on_message(self, event: Any, message: SourceMessage) -> None:
         async with self._lock:
-            self.merge.add(_pending(event, message))
+            if not self.merge.add(_pending(event, message)):
+                # delivered twice (a seek back without a rebalance): the first copy is queued,
+                # processed or acked already
+                log.debug("ignored a second delivery of %s:%d", message.topic, message.offset)
+                return
             self._drain()
             await self._maybe_save()
 
@@ -203,10 +209,17 @@ class Pump:
             return
         self._partition_of[asset] = partition
         saved = self.state.get(asset.encode())
-        if saved:
+        if not saved:
+            return
+        try:
             self.runner.restore(asset, saved)
-            self.metrics.restores.inc()
-            log.info("restored engine state for %s", asset)
+        except (ValueError, msgspec.MsgspecError) as exc:  # corrupt, or another state version
+            log.error("cannot restore %s, starting it from empty state: %s", asset, exc)
+            self.metrics.restore_failures.inc()
+            self._dead_letter("state", f"snapshot not restorable for {asset}: {exc}", b"")
+            return
+        self.metrics.restores.inc()
+        log.info("restored engine state for %s", asset)
 
     # --- snapshots and acks ---------------------------------------------------------------
 

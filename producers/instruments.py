@@ -113,7 +113,8 @@ class InstrumentBook:
     """Instruments by venue and venue symbol; updated in place so parsers see refreshes."""
 
     def __init__(self, instruments: Iterable[Instrument] = ()) -> None:
-        self._by_venue: dict[Venue, dict[str, Instrument]] = {venue: {} for venue in Venue}
+        # public for the parsers' hot path (one attribute and two dict lookups); read-only
+        self.by_venue: dict[Venue, dict[str, Instrument]] = {venue: {} for venue in Venue}
         self.update(instruments)
 
     @classmethod
@@ -123,25 +124,25 @@ class InstrumentBook:
         return cls(DEFAULT_INSTRUMENTS)
 
     def lookup(self, venue: Venue, symbol: str) -> Instrument:
-        found = self._by_venue.get(venue, {}).get(symbol)
+        found = self.by_venue.get(venue, {}).get(symbol)
         if found is None:
             raise UnknownInstrument(venue, symbol)
         return found
 
     def symbols(self, venue: Venue) -> Mapping[str, Instrument]:
         """The live mapping for one venue (parsers keep it; refreshes show through)."""
-        return self._by_venue[venue]
+        return self.by_venue[venue]
 
     def update(self, instruments: Iterable[Instrument]) -> int:
         count = 0
         for inst in instruments:
-            self._by_venue[inst.venue][inst.symbol] = inst
+            self.by_venue[inst.venue][inst.symbol] = inst
             count += 1
         return count
 
     def all(self, venue: Venue | None = None) -> list[Instrument]:
         venues = [venue] if venue is not None else list(Venue)
-        return [inst for v in venues for inst in self._by_venue[v].values()]
+        return [inst for v in venues for inst in self.by_venue[v].values()]
 
     def __len__(self) -> int:
-        return sum(len(symbols) for symbols in self._by_venue.values())
+        return sum(len(symbols) for symbols in self.by_venue.values())

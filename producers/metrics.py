@@ -6,6 +6,8 @@ rules rely on them) come first; the rest are extra detail for debugging.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -109,14 +111,21 @@ class ProducerMetrics:
             "Kafka messages acknowledged by the broker.",
             registry=registry,
         )
-        self._staleness_by_endpoint: dict[tuple[str, str], float] = {}
+        self._staleness_sources: dict[tuple[str, str], Callable[[], float]] = {}
 
     def reconnected(self, venue: str, reason: str) -> None:
         self.reconnects.labels(venue).inc()
         self.reconnect_reasons.labels(venue, reason).inc()
 
-    def set_staleness(self, venue: str, endpoint: str, seconds: float) -> None:
-        """A venue is as stale as its stalest connection (Bybit: linear and inverse)."""
-        self._staleness_by_endpoint[(venue, endpoint)] = seconds
-        worst = max(s for (v, _), s in self._staleness_by_endpoint.items() if v == venue)
-        self.staleness.labels(venue).set(worst)
+    def watch_staleness(
+        self, venue: str, endpoint: str, seconds_since_data: Callable[[], float]
+    ) -> None:
+        """Staleness computed when scraped, so an outage shows even while nobody is connected;
+        a venue is as stale as its stalest connection (Bybit: linear and inverse)."""
+        sources = self._staleness_sources
+        sources[(venue, endpoint)] = seconds_since_data
+
+        def worst() -> float:
+            return max(since() for (v, _), since in sources.items() if v == venue)
+
+        self.staleness.labels(venue).set_function(worst)

@@ -20,7 +20,14 @@ from liqwatch.schema import (
     OpenInterest,
     Venue,
 )
-from producers.base import IgnoredFrame, ParseContext, ParseError, ParseResult, VenueAdapter
+from producers.base import (
+    IgnoredFrame,
+    ParseContext,
+    ParseError,
+    ParseFn,
+    ParseResult,
+    VenueAdapter,
+)
 from producers.dedupe import RecentIds
 from producers.errors import reason_class, reason_of
 from producers.instruments import InstrumentBook
@@ -31,6 +38,7 @@ log = logging.getLogger(__name__)
 
 SOURCE = "producer/parse"
 _ADAPTERS: dict[str, VenueAdapter] = {venue.value: adapter for venue, adapter in VENUES.items()}
+_PARSE: dict[str, ParseFn] = {venue: adapter.parse for venue, adapter in _ADAPTERS.items()}
 MAX_RAW_CHARS = 256 * 1024  # a dead letter keeps at most this much of a huge frame
 
 
@@ -58,19 +66,19 @@ def _rejected(venue: str, channel: str, frame: bytes, ts_recv: int, reason: str)
 def parse_frame(
     venue: Venue | str, channel: str, frame: bytes, ts_recv: int, ctx: ParseContext
 ) -> ParseResult:
-    adapter = _ADAPTERS.get(venue)
-    if adapter is None:
+    parse = _PARSE.get(venue)
+    if parse is None:
         return _rejected(str(venue), channel, frame, ts_recv, f"unknown_venue: {venue!r}")
     try:
-        return ParseResult(adapter.parse(channel, frame, ts_recv, ctx))
+        return ParseResult(parse(channel, frame, ts_recv, ctx))
     except IgnoredFrame:
         return ParseResult(events=[], ignored=True)
     except ParseError as exc:
-        return _rejected(adapter.venue.value, channel, frame, ts_recv, reason_of(exc))
+        return _rejected(str(venue), channel, frame, ts_recv, reason_of(exc))
     except Exception as exc:  # a parser bug must cost one frame, not the stream
-        log.exception("parser bug on %s %s", adapter.venue.value, channel)
+        log.exception("parser bug on %s %s", venue, channel)
         reason = f"internal: {type(exc).__name__}: {exc}"
-        return _rejected(adapter.venue.value, channel, frame, ts_recv, reason)
+        return _rejected(str(venue), channel, frame, ts_recv, reason)
 
 
 _drops: dict[tuple[str, str], int] = {}
@@ -128,9 +136,6 @@ class ParseStats:
             self.events[kind] = self.events.get(kind, 0) + 1
         if result.ignored:
             self.ignored[key] = self.ignored.get(key, 0) + 1
-
-    def total(self, table: dict[tuple[str, str], int], venue: str | None = None) -> int:
-        return sum(n for (v, _), n in table.items() if venue is None or v == venue)
 
     def flush(self, metrics: ProducerMetrics) -> None:
         for (venue, channel), n in self.frames.items():

@@ -23,6 +23,7 @@ from liqwatch.schema import (
     SweepSignal,
 )
 from liqwatch.topics import Topics
+from sinks import wire
 from sinks.clickhouse import rows as r
 
 Record = (
@@ -68,7 +69,7 @@ def decode_records(role: Role, value: bytes | None) -> Sequence[Record]:
         raise PoisonError("empty message")
     try:
         if role is Role.MARKET:
-            return codec.envelope_decoder.decode(value).events
+            return wire.envelope_decoder.decode(value).events
         if role is Role.SIGNALS:
             return [codec.signal_decoder.decode(value)]
         if role is Role.ALERTS:
@@ -102,6 +103,9 @@ _TABLE_OF: dict[type[Any], str] = {
     Liquidation: "liquidations",
     OpenInterest: "open_interest",
     MarkPrice: "mark_price",
+    wire.FastLiquidation: "liquidations",
+    wire.FastOpenInterest: "open_interest",
+    wire.FastMarkPrice: "mark_price",
     HeatmapSnapshot: "heatmap",
     ClusterSnapshot: "signals",
     SweepSignal: "signals",
@@ -152,7 +156,7 @@ class Batch:
             for rec in records:
                 self.records[_TABLE_OF[type(rec)]].append(rec)
         if suspect:
-            self.suspect_ids.update(r.event_id for r in records if type(r) is Liquidation)
+            self.suspect_ids.update(r.event_id for r in records if isinstance(r, Liquidation))
         self.rows += rows
 
     def complete(self, topic: str, partition: int, offset: int) -> None:

@@ -27,7 +27,7 @@ from prometheus_client import CollectorRegistry
 
 from liqwatch import codec
 from liqwatch.schema import Completeness, Envelope, EventKind, Liquidation, Side, Venue
-from liqwatch.settings import ClickHouseSettings, KafkaSettings
+from liqwatch.settings import ClickHouseSettings, KafkaSettings, ObservabilitySettings
 from liqwatch.topics import Topics
 from sinks.clickhouse import rows as r
 from sinks.clickhouse.connect import connect
@@ -179,6 +179,7 @@ def run_sink_bench(
     envelope_size: int = 200,
     seed: int = 7,
     keep_databases: bool = False,
+    sink_overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Rows/s through the Kafka sink vs a raw clickhouse-connect insert of the same rows."""
     history = simulate_btc(days=1, events_per_day=int(rows * 1.1) + 1_000, seed=seed)
@@ -190,7 +191,13 @@ def run_sink_bench(
         client = connect(ClickHouseSettings(url=url, database="default"))
         try:
             result = _sink_bench(
-                client, kafka, url, history, batch_rows=batch_rows, envelope_size=envelope_size
+                client,
+                kafka,
+                url,
+                history,
+                batch_rows=batch_rows,
+                envelope_size=envelope_size,
+                overrides=sink_overrides or {},
             )
             if not keep_databases:
                 for db in result.pop("_databases"):
@@ -201,7 +208,14 @@ def run_sink_bench(
 
 
 def _sink_bench(
-    client: Client, kafka: str, url: str, history: History, *, batch_rows: int, envelope_size: int
+    client: Client,
+    kafka: str,
+    url: str,
+    history: History,
+    *,
+    batch_rows: int,
+    envelope_size: int,
+    overrides: dict[str, Any],
 ) -> dict[str, Any]:
     raw_db, tuned_db, sink_db = (
         _fresh_database(client, p) for p in ("bench_raw", "bench_tuned", "bench_sink")
@@ -210,7 +224,9 @@ def _sink_bench(
     tuned = _raw_insert(client, tuned_db, history, batch_rows, tuned=True)
     topics = Topics(f"bench{uuid.uuid4().hex[:8]}.")
     _produce(kafka, topics, history, envelope_size)
-    sink = _sink_run(kafka, url, sink_db, topics, expected=history.count, batch_rows=batch_rows)
+    sink = _sink_run(
+        kafka, url, sink_db, topics, expected=history.count, batch_rows=batch_rows, **overrides
+    )
     stored = _count(client, f"SELECT count() FROM {sink_db}.liquidations FINAL")  # noqa: S608
     return {
         "rows": history.count,
@@ -288,18 +304,27 @@ def _produce(bootstrap: str, topics: Topics, history: History, envelope_size: in
 
 
 def _sink_run(
-    kafka: str, url: str, database: str, topics: Topics, *, expected: int, batch_rows: int
+    kafka: str,
+    url: str,
+    database: str,
+    topics: Topics,
+    *,
+    expected: int,
+    batch_rows: int,
+    **overrides: Any,
 ) -> dict[str, Any]:
     registry = CollectorRegistry()
-    settings = SinkSettings(
-        group_id=f"bench-{uuid.uuid4().hex[:8]}",
-        batch_max_rows=batch_rows,
-        buffer_max_rows=batch_rows * 4,
-        metrics_port=0,
-        migrate_on_start=False,
-        kafka=KafkaSettings(bootstrap_servers=kafka, topic_prefix=topics.prefix),
-        clickhouse=ClickHouseSettings(url=url, database=database),
-    )
+    values: dict[str, Any] = {
+        "group_id": f"bench-{uuid.uuid4().hex[:8]}",
+        "batch_max_rows": batch_rows,
+        "buffer_max_rows": batch_rows * 4,
+        "metrics_port": 0,
+        "migrate_on_start": False,
+        "kafka": KafkaSettings(bootstrap_servers=kafka, topic_prefix=topics.prefix),
+        "clickhouse": ClickHouseSettings(url=url, database=database),
+        "observability": ObservabilitySettings(metrics_host="127.0.0.1"),
+    }
+    settings = SinkSettings(**{**values, **overrides})
     stop = threading.Event()
     thread = threading.Thread(target=run_sink, args=(settings, stop, registry), daemon=True)
     thread.start()

@@ -1,4 +1,4 @@
-"""The sink's consume -> batch -> store -> commit loop (one thread plus one writer thread).
+"""The sink's consume -> batch -> store -> commit loop: one consuming thread, writer threads.
 
 Guarantees, in order of importance:
 
@@ -24,9 +24,11 @@ import contextlib
 import logging
 import time
 import uuid
+from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
 from typing import Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
@@ -35,7 +37,6 @@ from confluent_kafka import TopicPartition as KafkaPartition
 from liqwatch import codec
 from liqwatch.schema import DeadLetter
 from sinks.batch import Batch, PoisonError, Record, Role, TopicPartition, decode_records, row_count
-from sinks.gcpause import gc_paused
 from sinks.metrics import SinkMetrics
 from sinks.settings import SinkSettings
 from sinks.writer import BatchWriter, ClickHouseHealth, Job, WriteAbortedError
@@ -51,13 +52,22 @@ class StopFlag(Protocol):
     def is_set(self) -> bool: ...
 
 
+@dataclass
+class InFlight:
+    """A batch being stored, the writer storing it, and the result to wait for."""
+
+    job: Job
+    writer: BatchWriter
+    future: Future[dict[str, int]]
+
+
 class SinkLoop:
     def __init__(
         self,
         settings: SinkSettings,
         consumer: Consumer,
         producer: Producer,
-        writer: BatchWriter,
+        writers: Sequence[BatchWriter],
         metrics: SinkMetrics,
         *,
         roles: dict[str, Role],
@@ -66,14 +76,15 @@ class SinkLoop:
         self.settings = settings
         self.consumer = consumer
         self.producer = producer
-        self.writer = writer
         self.metrics = metrics
         self.roles = roles
         self.dlq_topic = dlq_topic
-        self.health: ClickHouseHealth = writer.health
+        self.writers = list(writers)
+        self.writer = self.writers[0]  # also reads sink_offsets and pings when idle
+        self.health: ClickHouseHealth = self.writer.health
         self.buffer = Batch()
-        self.job: Job | None = None
-        self.future: Future[dict[str, int]] | None = None
+        self.inflight: deque[InFlight] = deque()
+        self._submitted = 0
         self.assignment: set[TopicPartition] = set()
         self.committed: dict[TopicPartition, int] = {}
         self.pending_commit: dict[TopicPartition, int] = {}
@@ -85,7 +96,7 @@ class SinkLoop:
         self.replay_left: dict[TopicPartition, int] = {}
         self.paused = False
         self.heartbeat = time.monotonic()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sink-writer")
+        self._executor = ThreadPoolExecutor(len(self.writers), thread_name_prefix="sink-writer")
         self._next_lag = 0.0
         self._next_ping = 0.0
         self._retry_at = 0.0
@@ -139,8 +150,7 @@ class SinkLoop:
 
     # -- consuming -----------------------------------------------------------------------
     def _held(self) -> int:
-        inflight = self.job.batch.rows if self.job is not None else 0
-        return self.buffer.rows + inflight
+        return self.buffer.rows + sum(flight.job.batch.rows for flight in self.inflight)
 
     def _room(self) -> int:
         return self.settings.buffer_max_rows - self._held()
@@ -153,11 +163,10 @@ class SinkLoop:
     def _take(self, messages: Sequence[Message]) -> None:
         if not messages:
             return
-        with gc_paused():
-            for index, msg in enumerate(messages):
-                if not self._take_one(msg):
-                    self._rewind(messages[index:])
-                    return
+        for index, msg in enumerate(messages):
+            if not self._take_one(msg):
+                self._rewind(messages[index:])
+                return
 
     def _take_one(self, msg: Message) -> bool:
         """Add one message to the buffer; False when it does not fit (nothing taken)."""
@@ -275,7 +284,7 @@ class SinkLoop:
 
     # -- storing and committing ----------------------------------------------------------
     def _maybe_submit(self) -> None:
-        if self.job is not None or self.pending_commit or not self.buffer:
+        if len(self.inflight) >= len(self.writers) or self.pending_commit or not self.buffer:
             return
         now = time.monotonic()
         if now < self._retry_at:
@@ -290,34 +299,39 @@ class SinkLoop:
             self._submit()
 
     def _submit(self) -> None:
-        self.job = Job(self.buffer, uuid.uuid4().hex)
+        previous = self.inflight[-1].job if self.inflight else None
+        job = Job(self.buffer, uuid.uuid4().hex, previous=previous)
         self.buffer = Batch()
-        self.future = self._executor.submit(self.writer.write, self.job)
+        # Round robin: a writer (and its connection) is reused only once the batch it stored
+        # before was reaped, since batches are reaped in order and at most one per writer flies.
+        writer = self.writers[self._submitted % len(self.writers)]
+        self._submitted += 1
+        self.inflight.append(InFlight(job, writer, self._executor.submit(writer.write, job)))
 
     def _reap(self) -> None:
-        if self.job is None or self.future is None or not self.future.done():
-            return
-        job, future = self.job, self.future
-        self.job = self.future = None
-        try:
-            future.result()
-        except WriteAbortedError:
-            return
-        except Exception:
-            # A bug, not ClickHouse: keep the rows and offsets, try again after a pause.
-            log.exception("storing a batch failed unexpectedly; retrying it")
-            self.job, self._retry_at = job, time.monotonic() + self.settings.retry_max_s
-            self.future = self._executor.submit(self._delayed_write, job)
-            return
-        if not job.orphaned:
-            self._commit(job.batch.offsets)
-        self._blocked = False
+        """Commit finished batches, oldest first (offsets must be committed in order)."""
+        while self.inflight and self.inflight[0].future.done():
+            flight = self.inflight.popleft()
+            try:
+                flight.future.result()
+            except WriteAbortedError:
+                continue
+            except Exception:
+                # A bug, not ClickHouse: keep the rows and offsets, try again after a pause.
+                log.exception("storing a batch failed unexpectedly; retrying it")
+                self._retry_at = time.monotonic() + self.settings.retry_max_s
+                retry = self._executor.submit(self._delayed_write, flight.writer, flight.job)
+                self.inflight.appendleft(InFlight(flight.job, flight.writer, retry))
+                return
+            if not flight.job.orphaned:
+                self._commit(flight.job.batch.offsets)
+            self._blocked = False
         self.metrics.set_buffer(self._held())
 
-    def _delayed_write(self, job: Job) -> dict[str, int]:
+    def _delayed_write(self, writer: BatchWriter, job: Job) -> dict[str, int]:
         if job.abort.wait(self.settings.retry_max_s):
             raise WriteAbortedError("stopped")
-        return self.writer.write(job)
+        return writer.write(job)
 
     def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         owned = {tp: o for tp, o in offsets.items() if tp in self.assignment}
@@ -342,26 +356,27 @@ class SinkLoop:
     def _drain(self, timeout: float) -> bool:
         """Store and commit everything held; False if ClickHouse did not allow it in time."""
         deadline = time.monotonic() + timeout
-        for _ in range(2):  # the batch in flight, then the one filling up
-            if self.job is None and self.buffer:
+        if self.buffer and len(self.inflight) < len(self.writers):
+            self._submit()
+        while self.inflight:
+            try:
+                self.inflight[0].future.result(max(0.0, deadline - time.monotonic()))
+            except FutureTimeout:
+                return False
+            except Exception:  # noqa: S110  (reported by _reap just below)
+                pass
+            self._reap()
+            if self.buffer and len(self.inflight) < len(self.writers):
                 self._submit()
-            if self.future is not None:
-                try:
-                    self.future.result(max(0.0, deadline - time.monotonic()))
-                except FutureTimeout:
-                    return False
-                except Exception:  # noqa: S110  (reported by _reap just below)
-                    pass
-                self._reap()
         self._retry_commit()
-        return self.job is None and not self.buffer and not self.pending_commit
+        return not self.inflight and not self.buffer and not self.pending_commit
 
     def _abandon(self) -> None:
         """Forget what is held without committing it (the next owner re-consumes it)."""
-        if self.job is not None:
-            self.job.orphaned = True
-            self.job.abort.set()
-        self.job = self.future = None
+        for flight in self.inflight:
+            flight.job.orphaned = True
+            flight.job.abort.set()
+        self.inflight.clear()
         self.buffer = Batch()
         self.pending_commit = {}
         self.metrics.set_buffer(0)
@@ -427,7 +442,7 @@ class SinkLoop:
         if now >= self._next_lag:
             self._next_lag = now + self.settings.lag_interval_s
             self._report_lag()
-        idle = self.job is None and not self.buffer
+        idle = not self.inflight and not self.buffer
         if idle and now >= self._next_ping and (self._pinging is None or self._pinging.done()):
             self._next_ping = now + _IDLE_PING_S
             self._pinging = self._executor.submit(self._ping)

@@ -73,20 +73,27 @@ def run_sink(
     topics = Topics(settings.kafka.topic_prefix)
     health = ClickHouseHealth(up=True)
     metrics.clickhouse_up.set(1)
-    store = Store(client, settings.clickhouse.database)
-    writer = BatchWriter(
-        store,
-        metrics,
-        health,
-        settings.group_id,
-        retry_initial_s=settings.retry_initial_s,
-        retry_max_s=settings.retry_max_s,
-    )
+    # One connection per batch in flight: a clickhouse-connect client runs one request at a time.
+    clients = [
+        client,
+        *(connect(settings.clickhouse) for _ in range(settings.max_inflight_batches - 1)),
+    ]
+    writers = [
+        BatchWriter(
+            Store(c, settings.clickhouse.database),
+            metrics,
+            health,
+            settings.group_id,
+            retry_initial_s=settings.retry_initial_s,
+            retry_max_s=settings.retry_max_s,
+        )
+        for c in clients
+    ]
     loop = SinkLoop(
         settings,
         Consumer(consumer_config(settings)),
         Producer(producer_config(settings)),
-        writer,
+        writers,
         metrics,
         roles=topic_roles(topics),
         dlq_topic=topics.dlq,
@@ -102,7 +109,8 @@ def run_sink(
         loop.run(stop)
     finally:
         server.stop()
-        client.close()
+        for c in clients:
+            c.close()
 
 
 def _open_clickhouse(settings: SinkSettings, stop: StopFlag) -> Client | None:

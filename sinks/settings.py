@@ -36,6 +36,9 @@ class SinkSettings(BaseSettings):
     # Hard bound on rows held in memory (the batch being inserted plus the one filling up).
     # At the bound the sink pauses its partitions until ClickHouse catches up.
     buffer_max_rows: int = Field(default=200_000, ge=1)
+    # Batches stored concurrently (each on its own connection); offsets still commit in order.
+    # Two let ClickHouse finish one insert while the next one is being sent.
+    max_inflight_batches: int = Field(default=2, ge=1, le=8)
     retry_initial_s: float = Field(default=0.5, gt=0)
     retry_max_s: float = Field(default=10.0, gt=0)
     # Only used when the sink's offset record (table sink_offsets) cannot be read at

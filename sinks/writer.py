@@ -24,7 +24,6 @@ from liqwatch.schema import DeadLetter, Liquidation
 from sinks.batch import Batch, Record, build_rows
 from sinks.clickhouse.rows import TableRows
 from sinks.clickhouse.store import Store
-from sinks.gcpause import gc_paused
 from sinks.metrics import SinkMetrics
 from sinks.progress import (
     STARTED,
@@ -75,7 +74,12 @@ class ClickHouseHealth:
 class Job:
     batch: Batch
     token: str
+    # The batch submitted just before this one: while both are in flight, this one may record
+    # its offsets as stored only after that one has, or a crash could leave a gap behind a
+    # 'stored' mark.
+    previous: Job | None = None
     abort: threading.Event = field(default_factory=threading.Event)
+    stored: threading.Event = field(default_factory=threading.Event)
     orphaned: bool = False  # partitions were lost while it ran: do not commit its offsets
 
 
@@ -109,9 +113,19 @@ class BatchWriter:
         for table, recs in records.items():
             if recs:
                 stored[table] = self._store(table, recs, job.token, job.abort)
+        self._wait_previous(job)
         self._progress(ranges, job, STORED)
+        job.stored.set()
+        job.previous = None  # let the chain of finished batches be collected
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         return stored
+
+    @staticmethod
+    def _wait_previous(job: Job) -> None:
+        previous = job.previous
+        while previous is not None and not previous.stored.wait(0.05):
+            if job.abort.is_set():
+                raise WriteAbortedError("stopped while waiting for the previous batch")
 
     def load_progress(
         self, partitions: Iterable[TopicPartition], deadline: float
@@ -140,8 +154,7 @@ class BatchWriter:
     def _store(
         self, table: str, records: Sequence[Record], token: str, abort: threading.Event
     ) -> int:
-        with gc_paused():
-            rows = build_rows(table, records)
+        rows = build_rows(table, records)
         try:
             self._insert_retrying(rows, token, abort)
         except WriteAbortedError:
@@ -156,8 +169,7 @@ class BatchWriter:
         delay = self.retry_initial_s
         while True:
             try:
-                with gc_paused():
-                    self.store.insert(rows, token)
+                self.store.insert(rows, token)
             except Exception as exc:
                 if is_data_error(exc):
                     raise

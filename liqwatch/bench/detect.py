@@ -98,9 +98,9 @@ def envelopes(path: Path) -> Iterator[list[MarketEvent]]:
         for env in batcher.flush_due(ts_recv):
             yield env.events
         for event in result.events:
-            env = batcher.add(event, ts_recv)
-            if env is not None:
-                yield env.events
+            full = batcher.add(event, ts_recv)
+            if full is not None:
+                yield full.events
     for env in batcher.flush_all(1 << 62):
         yield env.events
 
@@ -192,16 +192,17 @@ def approach_rule(alert: Alert, label: Label) -> bool:
     return in_time and overlaps(alert, label, 0.2)
 
 
-def match(
-    name: str, alerts: list[Alert], labels: list[Label], rule: Rule
-) -> Score:
+def match(name: str, alerts: list[Alert], labels: list[Label], rule: Rule) -> Score:
     """One-to-one, earliest alert first: a second alert for one label is a false alarm."""
     score = Score(labels=len(labels), alerts=len(alerts))
     free = list(labels)
     for alert in sorted(alerts, key=lambda a: a.created_at):
         hit = next(
-            (lab for lab in free if lab.asset == alert.asset and lab.side == alert.side
-             and rule(alert, lab)),
+            (
+                lab
+                for lab in free
+                if lab.asset == alert.asset and lab.side == alert.side and rule(alert, lab)
+            ),
             None,
         )
         if hit is None:
@@ -245,7 +246,8 @@ def _whales(name: str, cascades: list[Alert], whales: list[Label]) -> Score:
     score = Score(labels=len(whales))
     for whale in whales:
         near = [
-            a for a in cascades
+            a
+            for a in cascades
             if a.side == whale.side and abs(a.created_at - whale.start_ms) <= 30_000
         ]
         score.false_alarms += [f"{name}: {a.alert_id} on a whale" for a in near]
@@ -255,7 +257,9 @@ def _whales(name: str, cascades: list[Alert], whales: list[Label]) -> Score:
 # --- the benchmark -----------------------------------------------------------------------------
 
 
-def run(scenarios_dir: Path | None, as_json: bool, seeds: int = SEEDS_PER_SCENARIO) -> dict[str, Any]:
+def run(
+    scenarios_dir: Path | None, as_json: bool, seeds: int = SEEDS_PER_SCENARIO
+) -> dict[str, Any]:
     totals: dict[str, Score] = {}
     hours = 0.0
     names: list[str] = []

@@ -55,7 +55,8 @@ def synthetic_stream(seconds: int = 600, rate: int = 3000, seed: int = 1) -> Str
         for _ in range(rate * ENVELOPE_SPAN_MS // 1000):
             asset = rng.choice(list(ASSETS))
             price[asset] *= math.exp(rng.gauss(0, 2e-4))
-            event = _event(rng, asset, price[asset], oi, ts0 + rng.randrange(ENVELOPE_SPAN_MS), n)
+            ts = ts0 + rng.randrange(ENVELOPE_SPAN_MS)
+            event = _event(rng, asset, price[asset], oi, ts=ts, n=n)
             n += 1
             key = (type(event).__name__, asset)
             pending.setdefault(key, []).append(event)
@@ -71,6 +72,7 @@ def _event(
     asset: str,
     p: float,
     oi: dict[tuple[str, Venue, str], float],
+    *,
     ts: int,
     n: int,
 ) -> MarketEvent:

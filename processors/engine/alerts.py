@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from liqwatch.schema import (
     Alert,
     AlertKind,
-    AlertStatus,
-    AlertUpdate,
     Intensity,
     Severity,
     Side,
@@ -77,7 +75,7 @@ def px(p: float) -> str:
     """A price with ~6 significant digits, thousands separated."""
     if p <= 0 or not math.isfinite(p):
         return "n/a"
-    decimals = max(0, 5 - int(math.floor(math.log10(p))))
+    decimals = max(0, 5 - math.floor(math.log10(p)))
     return f"{p:,.{decimals}f}"
 
 
@@ -120,26 +118,4 @@ def build_alert(claim: Claim, ctx: AlertContext) -> Alert | None:
         summary=claim.summary + stale_note(ctx.venues),
         model=MODEL,
         details=dict(claim.details or {}),
-    )
-
-
-def build_update(
-    alert_id: str,
-    seq: int,
-    ts: int,
-    status: AlertStatus,
-    subkind: str,
-    note: str,
-    price: float,
-    details: dict[str, float] | None = None,
-) -> AlertUpdate:
-    return AlertUpdate(
-        alert_id=alert_id,
-        seq=seq,
-        ts=ts,
-        status=status,
-        subkind=subkind,
-        note=note,
-        price=price,
-        details=dict(details or {}),
     )

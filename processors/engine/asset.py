@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import replace
 
 import numpy as np
 
@@ -31,18 +30,19 @@ from processors.engine.cascade import CascadeDetector, CascadeEvent, venue_bit
 from processors.engine.clusters import find_clusters
 from processors.engine.common import TICK_MS, IntArray
 from processors.engine.config import AssetConfig
-from processors.engine.estimated import EstimatedLayer, OIChange
+from processors.engine.estimated import EstimatedLayer, OIChanges
 from processors.engine.grid import PriceGrid, shift_arrays
-from processors.engine.implied import ForcedTally, implied, tally
+from processors.engine.implied import ForcedTally, implied, tally_run
 from processors.engine.inputs import (
     LiqColumns,
-    group_by_instrument,
     MarkColumns,
     OIColumns,
+    group_by_instrument,
     liquidation_columns,
     mark_columns,
     oi_columns,
     sliced,
+    sliced_mask,
 )
 from processors.engine.keylevels import KeyLevelWatch
 from processors.engine.market import OI_SAMPLE_MS, MarketContext
@@ -157,15 +157,16 @@ class AssetEngine:
     def _tally(self, c: LiqColumns) -> IntArray:
         """Venue coverage and per-instrument tallies; returns each event's venue bit."""
         keys, codes, latest = group_by_instrument(c.events)
-        bits = np.empty(c.ts.size, dtype=np.int64)
         forced = self.state.forced_since_oi
+        key_bits = np.empty(len(keys), dtype=np.int64)
+        tallies: list[ForcedTally] = []
         for j, (venue, instrument) in enumerate(keys):
             e = latest[j]
             self.market.seen(venue, instrument, e.ts_event, e.completeness)
-            mine = codes == j
-            bits[mine] = venue_bit(venue)
-            t = forced.setdefault(f"{venue}:{instrument}", ForcedTally())
-            tally(t, c.ts[mine], c.side[mine], c.usd[mine])
+            key_bits[j] = venue_bit(venue)
+            tallies.append(forced.setdefault(f"{venue}:{instrument}", ForcedTally()))
+        tally_run(tallies, codes, c.ts, c.side, c.usd)
+        bits: IntArray = key_bits[codes]
         return bits
 
     def _marks(self, cols: object) -> list[Output]:
@@ -193,35 +194,46 @@ class AssetEngine:
 
     def _open_interest(self, cols: object) -> list[Output]:
         c: OIColumns = cols  # type: ignore[assignment]
-        changes: list[OIChange] = []
-        out: list[Output] = []
-        keys, _, latest = group_by_instrument(c.events)
+        # The asset's mark price; before the first mark, the price the venue's OI implies.
+        implied_px = np.divide(c.usd, c.base, out=np.zeros_like(c.usd), where=c.base > 0)
+        price = np.full(c.ts.size, self.price) if self.price > 0 else implied_px
+        keys, codes, latest = group_by_instrument(c.events)
         for j, (venue, instrument) in enumerate(keys):
             self.market.seen(venue, instrument, latest[j].ts_event, None)
-        for i, e in enumerate(c.events):
-            venue = str(e.venue)
-            implied_px = float(c.usd[i] / c.base[i]) if c.base[i] > 0 else 0.0
-            price = self.price or implied_px
-            if price <= 0:
-                continue
-            seen = self.state.forced_since_oi.pop(f"{venue}:{e.instrument}", ForcedTally())
-            change = self.estimated.observe(
-                venue, e.instrument, float(c.base[i]), float(c.usd[i]), price, e.ts_event,
-                seen.total_usd,
-            )
-            if change is None:
-                continue
-            hidden = self._hidden(venue, seen, change.delta_usd - seen.total_usd)
-            if hidden is not None:
-                side, usd = hidden
-                # liquidated, not closed: consumed by price, so not removed from the levels
-                change = replace(change, delta_usd=change.delta_usd + usd)
-                out += self._implied(e.ts_event, side, usd, venue)
-            changes.append(change)
-        if changes and not self.grid.placed:
-            self._place_grid(changes[-1].price)
-        self.estimated.apply(changes)
+        usable = price > 0
+        if not usable.all():
+            codes, price = codes[usable], price[usable]
+            c = sliced_mask(c, usable)
+        known = self.estimated.state.instruments
+        for venue, instrument in keys:
+            if f"{venue}:{instrument}" not in known:  # its first observation is the baseline
+                self.state.forced_since_oi.pop(f"{venue}:{instrument}", None)
+        changes, firsts = self.estimated.observe(
+            keys, codes, ts=c.ts, base=c.base, usd=c.usd, price=price
+        )
+        out: list[Output] = []
+        for k, pos in firsts.items():
+            out += self._net_of_forced(keys[k], changes, pos)
+        if changes.ts.size:
+            if not self.grid.placed:
+                self._place_grid(float(changes.price[-1]))
+            self.estimated.apply(changes)
         return out
+
+    def _net_of_forced(self, key: tuple[str, str], changes: OIChanges, pos: int) -> list[Output]:
+        """Adds back, to an instrument's first change, the liquidations seen since its previous
+        OI observation (and those a busy sampled feed implies): forced closes were consumed by
+        price already, so only voluntary opens and closes should move the levels."""
+        venue, instrument = key
+        seen = self.state.forced_since_oi.pop(f"{venue}:{instrument}", ForcedTally())
+        raw = float(changes.delta_usd[pos])
+        changes.delta_usd[pos] += seen.total_usd
+        hidden = self._hidden(venue, seen, raw)
+        if hidden is None:
+            return []
+        side, usd = hidden
+        changes.delta_usd[pos] += usd
+        return self._implied(int(changes.ts[pos]), side, usd, venue)
 
     def _hidden(self, venue: str, seen: ForcedTally, raw_delta: float) -> tuple[int, float] | None:
         info = self.market.state.venues.get(venue)
@@ -280,7 +292,9 @@ class AssetEngine:
         raws = [
             raw
             for side in (0, 1)
-            for raw in find_clusters(levels[side], self.grid, side, self.price, cfg, floor_z)
+            for raw in find_clusters(
+                levels[side], self.grid, side, self.price, cfg=cfg, floor_z=floor_z
+            )
         ]
         out: list[Output] = []
         for event in self.tracker.update(raws, t, self.price, levels):
@@ -340,10 +354,24 @@ class AssetEngine:
         if not self.grid.placed or self.price <= 0:
             return []
         out: list[Output] = [
-            heatmap_snapshot(self.asset, t, self.grid, self.price, closed, self.estimated, self.cfg)
+            heatmap_snapshot(
+                self.asset,
+                t,
+                grid=self.grid,
+                price=self.price,
+                realized_window=closed,
+                estimated=self.estimated,
+                cfg=self.cfg,
+            )
         ]
         out += cluster_snapshots(
-            self.asset, t, self.grid, self.price, self.tracker, self.realized, self.cfg
+            self.asset,
+            t,
+            grid=self.grid,
+            price=self.price,
+            tracker=self.tracker,
+            realized=self.realized,
+            cfg=self.cfg,
         )
         return out
 

@@ -44,6 +44,7 @@ class CascadeRun(msgspec.Struct, kw_only=True):
     window: float
     phase_seq: int = 0
     implied: float = 0.0  # notional implied by open interest on sampled venues
+    last_event: int = 0  # time of the cascade side's latest liquidation
 
 
 class CascadeState(msgspec.Struct, kw_only=True):
@@ -59,6 +60,7 @@ class CascadeState(msgspec.Struct, kw_only=True):
     baseline_sec: int = -1
     baseline_value: float = 0.0
     runs: list[CascadeRun | None] = msgspec.field(default_factory=lambda: [None, None])
+    last_liq: list[int] = msgspec.field(default_factory=lambda: [0, 0])  # latest per side
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,7 @@ class CascadeDetector:
             s.count[k, slot] += int(mine.sum())
             s.biggest[k, slot] = max(s.biggest[k, slot], notional[mine].max())
             first = int(ts[mine].min())
+            s.last_liq[k] = max(s.last_liq[k], int(ts[mine].max()))
             s.first_ts[k, slot] = min(first, int(s.first_ts[k, slot])) if had else first
             s.venues[k, slot] |= int(np.bitwise_or.reduce(bits[mine]))
             run = s.runs[k]
@@ -152,6 +155,7 @@ class CascadeDetector:
                 run.total += float(notional[mine].sum())
                 run.events += int(mine.sum())
                 run.venues_mask |= int(np.bitwise_or.reduce(bits[mine]))
+                run.last_event = max(run.last_event, int(ts[mine].max()))
         sec = int(ts.min()) // 1000
         if sec > s.head_sec - self.sec_ring:
             np.add.at(s.per_second, (ts // 1000) % self.sec_ring, notional)
@@ -214,7 +218,9 @@ class CascadeDetector:
         for k in (0, 1):
             run = s.runs[k]
             if run is None:
-                started = self._maybe_start(k, win, side_sum, total, now, price_now)
+                started = self._maybe_start(
+                    k, win, side_sum=side_sum, total=total, now=now, price_now=price_now
+                )
                 out += [started] if started else []
             else:
                 out += self._follow(run, float(side_sum[k]), win, now, price_now)
@@ -224,6 +230,7 @@ class CascadeDetector:
         self,
         k: int,
         win: IntArray,
+        *,
         side_sum: FloatArray,
         total: float,
         now: int,
@@ -259,6 +266,7 @@ class CascadeDetector:
             peak_rate=self._rate(k),
             last_active=now,
             window=mine,
+            last_event=s.last_liq[k],
         )
         s.runs[k] = run
         return _event(CascadePhase.STARTED, run, now, price_now)

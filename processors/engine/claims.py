@@ -49,7 +49,7 @@ def cascade_signal(asset: str, e: CascadeEvent, window_s: int) -> CascadeSignal:
         price_start=r.price_start,
         price_now=e.price_now,
         peak_rate_usd_s=r.peak_rate,
-        duration_ms=(r.last_active if e.phase is CascadePhase.ENDED else e.ts) - r.started_at,
+        duration_ms=(r.last_event if e.phase is CascadePhase.ENDED else e.ts) - r.started_at,
     )
 
 
@@ -102,7 +102,7 @@ def cascade_update(e: CascadeEvent) -> AlertUpdate:
     r = e.run
     stats = cascade_stats(e)
     if e.phase is CascadePhase.ENDED:
-        stats["duration_s"] = (r.last_active - r.started_at) / 1000.0
+        stats["duration_s"] = (r.last_event - r.started_at) / 1000.0
         note = (
             f"ended after {stats['duration_s']:.0f}s: {usd(r.total)} from {r.events} "
             f"liquidations on {int(stats['venues'])} venue(s), price {pct(stats['price_move_pct'])}"

@@ -45,6 +45,7 @@ def find_clusters(
     grid: PriceGrid,
     side: int,
     price: float,
+    *,
     cfg: ClusterConfig,
     floor_z: float,
     both_halves: bool = False,

@@ -63,10 +63,10 @@ class ClusterConfig(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ApproachConfig(msgspec.Struct, frozen=True, kw_only=True):
-    distance_pct: float = 0.6  # price within this distance of a bright cluster's near edge
-    invalidation_pct: float = 1.2  # price moving this far away from the cluster invalidates
+    distance_pct: float = 0.5  # price within this distance of a bright cluster's near edge
+    invalidation_pct: float = 1.5  # price moving this far away from the cluster invalidates
     ttl_s: int = 1800  # unresolved approaches expire after this
-    rearm_pct: float = 1.2  # after resolving, price must leave this far before re-alerting
+    rearm_pct: float = 1.5  # after resolving, price must leave this far before re-alerting
 
 
 class SweepConfig(msgspec.Struct, frozen=True, kw_only=True):

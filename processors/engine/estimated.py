@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import msgspec
 import numpy as np
 
-from processors.engine.common import LONG, SHORT, FloatArray, IntArray
+from processors.engine.common import LONG, SHORT, BoolArray, FloatArray, IntArray
 from processors.engine.config import ModelConfig
 from processors.engine.grid import PriceGrid
 
@@ -37,6 +37,7 @@ class EstimatedState(msgspec.Struct, kw_only=True):
     levels: np.ndarray  # (side, bucket) USD
     decayed_at: int
     instruments: dict[str, InstrumentOI]
+    total_oi_usd: float = 0.0  # sum of the instruments' latest oi_usd
     added_usd: float = 0.0
     removed_usd: float = 0.0
     consumed_usd: float = 0.0
@@ -54,14 +55,24 @@ class Consumed:
 
 
 @dataclass(frozen=True)
-class OIChange:
-    """One open-interest observation reduced to what the level model needs."""
+class OIChanges:
+    """Open-interest changes (columns), each since the instrument's previous observation."""
 
-    ts: int
-    price: float
-    delta_usd: float  # > 0 opened, < 0 closed
-    long_share: float
-    total_before_usd: float
+    ts: IntArray
+    price: FloatArray
+    delta_usd: FloatArray  # > 0 opened, < 0 closed
+    long_share: FloatArray
+    total_before_usd: FloatArray
+
+    @staticmethod
+    def concat(parts: list[OIChanges]) -> OIChanges:
+        """Joins per-instrument changes in time order (stable)."""
+        cols = {f: np.concatenate([getattr(p, f) for p in parts]) for f in _CHANGE_FIELDS}
+        order = np.argsort(cols["ts"], kind="stable")
+        return OIChanges(**{f: v[order] for f, v in cols.items()})
+
+
+_CHANGE_FIELDS = ("ts", "price", "delta_usd", "long_share", "total_before_usd")
 
 
 def is_inverse(instrument: str) -> bool:
@@ -74,14 +85,6 @@ def liquidation_prices(cfg: ModelConfig, price: float) -> tuple[list[float], lis
     longs = [price * (1 - 1 / lev + cfg.mmr) for lev, _ in cfg.tiers]
     shorts = [price * (1 + 1 / lev - cfg.mmr) for lev, _ in cfg.tiers]
     return longs, shorts
-
-
-def long_share(cfg: ModelConfig, ret: float) -> float:
-    """Share of new open interest assumed to be leveraged longs, from the price move."""
-    if cfg.split == "even":
-        return 0.5
-    full = cfg.direction_full_bp / 10_000.0
-    return 0.5 + cfg.direction_bias * max(-1.0, min(1.0, ret / full))
 
 
 class EstimatedLayer:
@@ -102,101 +105,159 @@ class EstimatedLayer:
     # --- open interest ----------------------------------------------------------------------
 
     def total_oi_usd(self) -> float:
-        return sum(i.oi_usd for i in self.state.instruments.values())
+        return self.state.total_oi_usd
 
     def observe(
         self,
-        venue: str,
-        instrument: str,
-        oi_base: float,
-        oi_usd: float,
-        price: float,
-        ts: int,
-        forced_usd: float = 0.0,
-    ) -> OIChange | None:
-        """Records one OI observation; returns the change since the previous one, if any.
+        keys: list[tuple[str, str]],
+        codes: IntArray,
+        *,
+        ts: IntArray,
+        base: FloatArray,
+        usd: FloatArray,
+        price: FloatArray,
+    ) -> tuple[OIChanges, dict[int, int]]:
+        """Records a time-sorted run of OI observations of several instruments.
 
-        ``forced_usd`` is the liquidation notional seen on this instrument since the previous
-        observation: those closes were already consumed by price, so they are added back and
-        only voluntary opens and closes move the levels.
+        ``codes[i]`` indexes ``keys`` (venue, instrument). Returns the changes since each
+        instrument's previous observation, in time order, and per instrument the position of
+        its first change. Linear OI in USD also moves with price, so for linear contracts only
+        the change in contracts (base units) × price is new positions; inverse contracts count
+        in USD. Observations not newer than the one held say nothing new and are skipped.
         """
-        key = f"{venue}:{instrument}"
-        prev = self.state.instruments.get(key)
-        inverse = is_inverse(instrument)
-        if prev is None:
-            self.state.instruments[key] = InstrumentOI(
+        held = [self._held(k, key, codes, (ts, base, usd, price)) for k, key in enumerate(keys)]
+        prev = np.array([[h.oi_base, h.oi_usd, h.price, h.ts] for h in held])
+        order = np.lexsort((ts, codes))  # by instrument, then time
+        code, ts, base, usd, price = codes[order], ts[order], base[order], usd[order], price[order]
+        fresh = ts > prev[code, 3]
+        code, ts, base, usd, price = code[fresh], ts[fresh], base[fresh], usd[fresh], price[fresh]
+        first = np.ones(code.size, dtype=bool)
+        first[1:] = code[1:] != code[:-1]
+
+        def before(col: FloatArray, k: int) -> FloatArray:
+            shifted = np.empty_like(col)
+            shifted[1:] = col[:-1]
+            return np.where(first, prev[code, k], shifted)
+
+        inverse = np.array([h.inverse for h in held], dtype=bool)[code]
+        growth = usd - before(usd, 1)
+        delta = np.where(inverse, growth, (base - before(base, 0)) * price)
+        share = self._long_share(price / before(price, 2) - 1.0)
+        self._hold_last(held, first, code, (ts, base, usd, price))
+        by_time = np.argsort(ts, kind="stable")
+        total_before = self.state.total_oi_usd - float(growth.sum()) + np.cumsum(growth[by_time])
+        total_before -= growth[by_time]
+        changes = OIChanges(
+            ts[by_time], price[by_time], delta[by_time], share[by_time], total_before
+        )
+        position = np.empty(by_time.size, dtype=np.int64)
+        position[by_time] = np.arange(by_time.size)
+        firsts = {int(code[i]): int(position[i]) for i in np.flatnonzero(first)}
+        return changes, firsts
+
+    def _held(
+        self,
+        k: int,
+        key: tuple[str, str],
+        codes: IntArray,
+        cols: tuple[IntArray, FloatArray, FloatArray, FloatArray],
+    ) -> InstrumentOI:
+        """The instrument's last observation; a new instrument starts from its first one."""
+        ts, base, usd, price = cols
+        venue, instrument = key
+        name = f"{venue}:{instrument}"
+        held = self.state.instruments.get(name)
+        if held is None:
+            i = int(np.argmax(codes == k))
+            held = self.state.instruments[name] = InstrumentOI(
                 venue=venue,
                 instrument=instrument,
-                inverse=inverse,
-                oi_base=oi_base,
-                oi_usd=oi_usd,
-                price=price,
-                ts=ts,
+                inverse=is_inverse(instrument),
+                oi_base=float(base[i]),
+                oi_usd=float(usd[i]),
+                price=float(price[i]),
+                ts=int(ts[i]),
             )
-            return None
-        if ts < prev.ts:
-            return None  # an older observation than the one we hold says nothing new
-        # Linear OI in USD also moves with price; only the change in contracts is new positions.
-        delta = oi_usd - prev.oi_usd if inverse else (oi_base - prev.oi_base) * price
-        delta += forced_usd
-        total_before = self.total_oi_usd()
-        change = OIChange(
-            ts=ts,
-            price=price,
-            delta_usd=delta,
-            long_share=long_share(self.cfg, price / prev.price - 1.0),
-            total_before_usd=total_before,
-        )
-        prev.oi_base, prev.oi_usd, prev.price, prev.ts = oi_base, oi_usd, price, ts
-        return change
+            self.state.total_oi_usd += float(usd[i])
+        return held
 
-    def apply(self, changes: list[OIChange]) -> None:
+    def _hold_last(
+        self,
+        held: list[InstrumentOI],
+        first: BoolArray,
+        code: IntArray,
+        cols: tuple[IntArray, FloatArray, FloatArray, FloatArray],
+    ) -> None:
+        ts, base, usd, price = cols
+        last = np.ones(code.size, dtype=bool)
+        last[:-1] = first[1:]
+        for i in np.flatnonzero(last).tolist():
+            h = held[int(code[i])]
+            self.state.total_oi_usd += float(usd[i]) - h.oi_usd
+            h.oi_base, h.oi_usd, h.price, h.ts = (
+                float(base[i]),
+                float(usd[i]),
+                float(price[i]),
+                int(ts[i]),
+            )
+
+    def _long_share(self, ret: FloatArray) -> FloatArray:
+        """Share of new open interest assumed to be leveraged longs, from the price move."""
+        if self.cfg.split == "even":
+            return np.full(ret.shape, 0.5)
+        full = self.cfg.direction_full_bp / 10_000.0
+        return 0.5 + self.cfg.direction_bias * np.clip(ret / full, -1.0, 1.0)
+
+    def apply(self, changes: OIChanges) -> None:
         """Adds and removes levels for a chunk of changes, in order, vectorized.
 
         A removal scales everything present before it, so each addition is weighted by the
         product of the removal factors that come after it.
         """
-        if not changes:
+        if changes.ts.size == 0:
             return
-        now = max(c.ts for c in changes)
+        now = int(changes.ts.max())
         self.decay_to(now)
-        factors = np.array(self._removal_factors(changes))
+        factors = self._removal_factors(changes)
         after = np.append(np.cumprod(factors[::-1])[::-1][1:], 1.0)
         total_factor = float(np.prod(factors))
         if total_factor != 1.0:
             self.state.removed_usd += (1 - total_factor) * float(self.state.levels.sum())
             self.state.levels *= total_factor
-        adds = [(i, c) for i, c in enumerate(changes) if c.delta_usd > 0]
-        if adds:
-            self._add_levels(adds, after, now)
+        adds = changes.delta_usd > 0
+        if adds.any():
+            self._add_levels(changes, adds, after, now)
 
-    def _removal_factors(self, changes: list[OIChange]) -> list[float]:
+    def _removal_factors(self, changes: OIChanges) -> FloatArray:
         """Per change, the factor every level keeps (1 for rises).
 
         ``removal = "layer"``: a fall of ΔOI removes ΔOI from the layer (the positions we saw
         open); ``"open_interest"``: the share ΔOI / total OI of every level.
         """
+        factors = np.ones(changes.ts.size)
+        falls = np.flatnonzero(changes.delta_usd < 0)
+        if falls.size == 0:
+            return factors
+        by_layer = self.cfg.removal == "layer"
         total = float(self.state.levels.sum())
-        factors: list[float] = []
-        for c in changes:
-            if c.delta_usd >= 0:
-                total += c.delta_usd
-                factors.append(1.0)
-                continue
-            base = total if self.cfg.removal == "layer" else c.total_before_usd
-            keep = max(0.0, 1.0 + c.delta_usd / base) if base > 0 else 1.0
+        rises = np.where(changes.delta_usd > 0, changes.delta_usd, 0.0)
+        rises_before = np.cumsum(rises) - rises
+        grown = 0.0
+        for i in falls.tolist():
+            # the layer total just before change i: start + rises so far, scaled by removals
+            total += float(rises_before[i]) - grown
+            grown = float(rises_before[i])
+            base = total if by_layer else float(changes.total_before_usd[i])
+            keep = max(0.0, 1.0 + float(changes.delta_usd[i]) / base) if base > 0 else 1.0
             total *= keep
-            factors.append(keep)
+            factors[i] = keep
         return factors
 
-    def _add_levels(self, adds: list[tuple[int, OIChange]], after: FloatArray, now: int) -> None:
-        n = len(adds)
-        price = np.fromiter((c.price for _, c in adds), float, n)
-        usd = np.fromiter((c.delta_usd for _, c in adds), float, n)
-        share = np.fromiter((c.long_share for _, c in adds), float, n)
-        age = np.fromiter((now - c.ts for _, c in adds), float, n)
-        keep = after[[i for i, _ in adds]] * np.exp2(-age / self.half_life_ms)
-        usd = usd * keep
+    def _add_levels(self, c: OIChanges, adds: BoolArray, after: FloatArray, now: int) -> None:
+        age = (now - c.ts[adds]).astype(np.float64)
+        usd = c.delta_usd[adds] * after[adds] * np.exp2(-age / self.half_life_ms)
+        share = c.long_share[adds]
+        price = c.price[adds]
         self.state.added_usd += float(usd.sum())
         long_usd = (usd * share)[:, None] * self.weights[None, :]
         short_usd = (usd * (1 - share))[:, None] * self.weights[None, :]

@@ -28,16 +28,29 @@ class ForcedTally(msgspec.Struct, kw_only=True):
         return self.usd[0] + self.usd[1]
 
 
-def tally(t: ForcedTally, ts: IntArray, side: IntArray, usd: FloatArray) -> None:
-    """Adds a time-sorted run of one instrument's liquidations."""
-    for k in (0, 1):
-        mine = side == k
-        if not mine.any():
-            continue
-        t.usd[k] += float(usd[mine].sum())
-        seconds = np.unique(ts[mine] // 1000)
-        t.seconds[k] += int((seconds != t.last_second[k]).sum())
-        t.last_second[k] = int(seconds[-1])
+def tally_run(
+    tallies: list[ForcedTally], codes: IntArray, ts: IntArray, side: IntArray, usd: FloatArray
+) -> None:
+    """Adds a time-sorted run of liquidations; ``codes[i]`` indexes ``tallies``."""
+    group = codes * 2 + side
+    sums = np.bincount(group, weights=usd, minlength=2 * len(tallies))
+    seconds = ts // 1000
+    # distinct (group, second) pairs, in group then time order
+    pairs = np.unique(group * (1 << 40) + seconds)
+    g = pairs >> 40
+    sec = pairs - (g << 40)
+    starts = np.flatnonzero(np.diff(g, prepend=-1))
+    ends = np.append(starts[1:], g.size) - 1
+    for first, last in zip(starts.tolist(), ends.tolist(), strict=True):
+        gi = int(g[first])
+        t, k = tallies[gi // 2], gi % 2
+        distinct = last - first + 1
+        if int(sec[first]) == t.last_second[k]:
+            distinct -= 1  # that second was already counted in an earlier run
+        t.seconds[k] += distinct
+        t.last_second[k] = int(sec[last])
+    for gi in np.flatnonzero(sums).tolist():
+        tallies[gi // 2].usd[gi % 2] += float(sums[gi])
 
 
 def implied(t: ForcedTally, raw_delta_usd: float, min_seconds: int) -> tuple[int, float] | None:

@@ -7,8 +7,8 @@ silently and never by crashing the batch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
 from collections.abc import Sequence
+from dataclasses import dataclass, fields, replace
 from operator import attrgetter
 from typing import Any, TypeVar
 
@@ -65,7 +65,7 @@ def _split(
 ) -> tuple[list[DeadLetter], BoolArray]:
     if bool(ok.all()):
         return [], ok
-    bad = [dead_letter(events[i], kind, reason) for i in np.flatnonzero(~ok)]
+    bad = [dead_letter(events[i], kind, reason) for i in np.flatnonzero(~ok).tolist()]
     return bad, ok
 
 
@@ -79,13 +79,23 @@ def _positive(*cols: FloatArray) -> BoolArray:
 def _take(events: list[T], idx: IntArray) -> list[T]:
     if idx.size == len(events) and bool((idx == np.arange(idx.size)).all()):
         return events
-    return [events[i] for i in idx]
+    return [events[i] for i in idx.tolist()]
 
 
 def sliced(cols: C, a: int, b: int) -> C:
     """Rows [a, b) of a column set."""
-    parts = {f.name: getattr(cols, f.name)[a:b] for f in fields(cols)}  # type: ignore[arg-type]
-    return replace(cols, **parts)  # type: ignore[type-var]
+    parts = {f.name: getattr(cols, f.name)[a:b] for f in fields(cols)}
+    return replace(cols, **parts)
+
+
+def sliced_mask(cols: C, mask: BoolArray) -> C:
+    """The rows of a column set where ``mask`` holds."""
+    keep = np.flatnonzero(mask)
+    parts: dict[str, Any] = {}
+    for f in fields(cols):
+        value = getattr(cols, f.name)
+        parts[f.name] = _take(value, keep) if isinstance(value, list) else value[keep]
+    return replace(cols, **parts)
 
 
 def _order(ts: IntArray, ok: BoolArray) -> IntArray:
@@ -94,31 +104,32 @@ def _order(ts: IntArray, ok: BoolArray) -> IntArray:
     return keep[np.argsort(ts[keep], kind="stable")]
 
 
-_LIQ = attrgetter("ts_event", "price", "notional_usd")
+_TS = attrgetter("ts_event")
+_PRICE = attrgetter("price")
+_USD = attrgetter("notional_usd")
 _FILL = attrgetter("avg_price")
 _SIDE = attrgetter("side")
 _COMPLETENESS = attrgetter("completeness")
-_MARK = attrgetter("ts_event", "mark_price")
-_OI = attrgetter("ts_event", "oi_base", "oi_usd")
+_MARK = attrgetter("mark_price")
+_OI_BASE = attrgetter("oi_base")
+_OI_USD = attrgetter("oi_usd")
 _IS_SHORT = Side.SHORT.__eq__
 _IS_SAMPLED = Completeness.SAMPLED.__eq__
 
 
-def _table(events: list[Any], getter: attrgetter[Any], n: int) -> FloatArray:
-    """Rows of numeric fields as one float array (ms timestamps are exact in float64)."""
-    return np.array(list(map(getter, events)), dtype=np.float64).reshape(n, -1)
+def _col(events: list[Any], getter: attrgetter[Any], n: int, dtype: type = np.float64) -> Any:
+    return np.fromiter(map(getter, events), dtype, n)
 
 
 def liquidation_columns(events: list[Liquidation]) -> tuple[LiqColumns, list[DeadLetter]]:
     n = len(events)
-    table = _table(events, _LIQ, n)
-    ts = table[:, 0].astype(np.int64)
-    usd = table[:, 2]
+    ts = _col(events, _TS, n, np.int64)
+    usd = _col(events, _USD, n)
     fill = np.array(list(map(_FILL, events)), dtype=np.float64)  # None → NaN
     side = np.fromiter(map(_IS_SHORT, map(_SIDE, events)), bool, n).astype(np.int64)
     sampled = np.fromiter(map(_IS_SAMPLED, map(_COMPLETENESS, events)), bool, n)
     has_fill = np.isfinite(fill) & (fill > 0)
-    price = np.where(has_fill, fill, table[:, 1])
+    price = np.where(has_fill, fill, _col(events, _PRICE, n))
     dead, ok = _split(events, _positive(price, usd) & (ts > 0), "liquidation", "bad price")
     idx = _order(ts, ok)
     cols = LiqColumns(
@@ -135,9 +146,8 @@ def liquidation_columns(events: list[Liquidation]) -> tuple[LiqColumns, list[Dea
 
 def mark_columns(events: list[MarkPrice]) -> tuple[MarkColumns, list[DeadLetter]]:
     n = len(events)
-    table = _table(events, _MARK, n)
-    ts = table[:, 0].astype(np.int64)
-    price = table[:, 1]
+    ts = _col(events, _TS, n, np.int64)
+    price = _col(events, _MARK, n)
     dead, ok = _split(events, _positive(price) & (ts > 0), "mark_price", "bad mark price")
     idx = _order(ts, ok)
     return MarkColumns(events=_take(events, idx), ts=ts[idx], price=price[idx]), dead
@@ -145,9 +155,8 @@ def mark_columns(events: list[MarkPrice]) -> tuple[MarkColumns, list[DeadLetter]
 
 def oi_columns(events: list[OpenInterest]) -> tuple[OIColumns, list[DeadLetter]]:
     n = len(events)
-    table = _table(events, _OI, n)
-    ts = table[:, 0].astype(np.int64)
-    base, usd = table[:, 1], table[:, 2]
+    ts = _col(events, _TS, n, np.int64)
+    base, usd = _col(events, _OI_BASE, n), _col(events, _OI_USD, n)
     ok = np.isfinite(base) & np.isfinite(usd) & (base >= 0) & (usd >= 0) & (ts > 0)
     dead, ok = _split(events, ok, "open_interest", "bad open interest")
     idx = _order(ts, ok)
@@ -155,8 +164,7 @@ def oi_columns(events: list[OpenInterest]) -> tuple[OIColumns, list[DeadLetter]]
     return cols, dead
 
 
-_VENUE = attrgetter("venue")
-_INSTRUMENT = attrgetter("instrument")
+_VENUE_INSTRUMENT = attrgetter("venue", "instrument")
 
 
 def group_by_instrument(
@@ -164,7 +172,7 @@ def group_by_instrument(
 ) -> tuple[list[tuple[str, str]], IntArray, list[E]]:
     """(venue, instrument) keys in first-seen order, each event's key index, and the last
     event of each key (events are time-sorted, so the latest)."""
-    pairs = list(zip(map(_VENUE, events), map(_INSTRUMENT, events), strict=True))
+    pairs: list[tuple[str, str]] = list(map(_VENUE_INSTRUMENT, events))
     latest = dict(zip(pairs, events, strict=True))
     keys = list(latest)
     if len(keys) == 1:

@@ -24,6 +24,7 @@ def sparse(values: FloatArray, lo: int = 0) -> list[tuple[int, float]]:
 def heatmap_snapshot(
     asset: str,
     ts: int,
+    *,
     grid: PriceGrid,
     price: float,
     realized_window: FloatArray,
@@ -51,6 +52,7 @@ def heatmap_snapshot(
 def cluster_snapshots(
     asset: str,
     ts: int,
+    *,
     grid: PriceGrid,
     price: float,
     tracker: ClusterTracker,
@@ -59,7 +61,15 @@ def cluster_snapshots(
 ) -> list[ClusterSnapshot]:
     out = [
         _snapshot(
-            asset, ts, Layer.ESTIMATED, c.side, tracker.band(c), c.notional, c.peak_z, c.tier, price
+            asset,
+            ts,
+            layer=Layer.ESTIMATED,
+            side=c.side,
+            band=tracker.band(c),
+            notional=c.notional,
+            z=c.peak_z,
+            tier=c.tier,
+            price=price,
         )
         for c in tracker.clusters
         if c.tier is not None
@@ -67,12 +77,22 @@ def cluster_snapshots(
     floor_z = cfg.cluster.z_dim
     for side in (LONG, SHORT):
         density = realized.state.decayed[HOUR_TF, side]
-        for raw in find_clusters(density, grid, side, price, cfg.cluster, floor_z, True):
+        for raw in find_clusters(
+            density, grid, side, price, cfg=cfg.cluster, floor_z=floor_z, both_halves=True
+        ):
             band = (grid.lower_edge(raw.lo - grid.offset), grid.upper_edge(raw.hi - grid.offset))
             tier = tier_for(raw.peak_z, None, cfg.cluster)
             out.append(
                 _snapshot(
-                    asset, ts, Layer.REALIZED, side, band, raw.notional, raw.peak_z, tier, price
+                    asset,
+                    ts,
+                    layer=Layer.REALIZED,
+                    side=side,
+                    band=band,
+                    notional=raw.notional,
+                    z=raw.peak_z,
+                    tier=tier,
+                    price=price,
                 )
             )
     return out
@@ -81,6 +101,7 @@ def cluster_snapshots(
 def _snapshot(
     asset: str,
     ts: int,
+    *,
     layer: Layer,
     side: int,
     band: tuple[float, float],

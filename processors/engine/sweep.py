@@ -4,11 +4,10 @@ A long cluster sits below price and is swept going down: price enters it at its 
 consuming levels, and the sweep happens when price trades below its bottom (far) edge; shorts
 mirror this above price. A sweep is confirmed when realized liquidations of that side were
 observed inside the band (± one bucket) within ``confirm_window_s`` (T) of the crossing,
-totalling at least
-``max(confirm_min_usd, confirm_share × estimated notional consumed)``; or, since a sampled
-feed hides most of the notional, sampled liquidations in the band in at least
-``sampled_busy_seconds`` distinct seconds within ``confirm_window_s`` of the crossing. The sweep is reported
-as soon as it is confirmed, or unconfirmed once the confirmation window has passed.
+totalling at least ``max(confirm_min_usd, confirm_share × estimated notional consumed)``;
+or, since a sampled feed hides most of the notional, sampled liquidations in the band in at
+least ``sampled_busy_seconds`` distinct seconds within T of the crossing. The sweep is
+reported as soon as it is confirmed, or unconfirmed once the confirmation window has passed.
 """
 
 from __future__ import annotations
@@ -90,7 +89,7 @@ class SweepDetector:
     def on_prices(
         self, ts: IntArray, prices: FloatArray, tracker: ClusterTracker
     ) -> tuple[list[SweepResult], list[str]]:
-        """Checks a time-sorted run of mark prices; returns finished sweeps and swept cluster ids."""
+        """Checks a time-sorted run of mark prices; returns finished sweeps, swept cluster ids."""
         swept: list[str] = []
         before = self.state.last_price or float(prices[0])
         for c in list(tracker.clusters):
@@ -99,13 +98,22 @@ class SweepDetector:
                 inside, crossed = prices < hi, prices < lo
             else:
                 inside, crossed = prices > lo, prices > hi
-            first_inside = int(ts[int(np.argmax(inside))]) if inside.any() else 0
+            j = int(np.argmax(inside)) if inside.any() else -1
+            first_inside = int(ts[j]) if j >= 0 else 0
+            if j >= 0 and not c.touched_at:
+                c.price_before = float(prices[j - 1]) if j > 0 else before
             if crossed.any():
                 # consumed either way; only clusters intense enough are reported as sweeps
                 if self._sweepable(c):
-                    touched = c.touched_at or first_inside
-                    crossed_at = int(ts[int(np.argmax(crossed))])
-                    self._pend(c, tracker, touched, crossed_at, before, float(prices[-1]))
+                    k = int(np.argmax(crossed))
+                    self._pend(
+                        c,
+                        tracker,
+                        touched=c.touched_at or first_inside,
+                        crossed=int(ts[k]),
+                        before=c.price_before or before,
+                        after=float(prices[k]),
+                    )
                     swept.append(c.cid)
                 tracker.remove(c.cid)
                 continue
@@ -121,6 +129,7 @@ class SweepDetector:
         self,
         c: TrackedCluster,
         tracker: ClusterTracker,
+        *,
         touched: int,
         crossed: int,
         before: float,

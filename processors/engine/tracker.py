@@ -40,6 +40,7 @@ class TrackedCluster(msgspec.Struct, kw_only=True):
     misses: int = 0
     announced: bool = False
     touched_at: int = 0  # price inside the band since (0: not inside)
+    price_before: float = 0.0  # the last price before it entered the band
     ever_touched: bool = False
     consumed: float = 0.0  # estimated USD consumed by price inside the band
     # once announced, the band is held fixed so its notional is measured on the same buckets
@@ -188,7 +189,12 @@ class ClusterTracker:
     def _dissolved(self, now: int, density: FloatArray) -> list[ShiftEvent]:
         events: list[ShiftEvent] = []
         for c in self.state.clusters:
-            if c.announced and not c.ever_touched and not c.touched_at and self._emptied(c, density):
+            if (
+                c.announced
+                and not c.ever_touched
+                and not c.touched_at
+                and self._emptied(c, density)
+            ):
                 c.announced, c.retired = False, True
                 events.append(ShiftEvent("dissolved", copy(c), now))
         return events

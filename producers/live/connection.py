@@ -112,6 +112,12 @@ class VenueConnection:
         self.backoff = Backoff(policy.backoff_base_s, policy.backoff_cap_s)
         self.reconnects: dict[str, int] = {}
         self.sessions = 0
+        self.last_data = clock()  # across sessions: an outage keeps growing it
+        if metrics is not None:
+            metrics.watch_staleness(self.venue.value, endpoint.name, self.seconds_since_data)
+
+    def seconds_since_data(self) -> float:
+        return self.clock() - self.last_data
 
     # --- the loop ----------------------------------------------------------------------------
 
@@ -215,7 +221,7 @@ class VenueConnection:
                 continue
             channel = channel_of(frame) or CONTROL_CHANNEL
             if channel != CONTROL_CHANNEL:
-                state.last_data = state.last_rx
+                self.last_data = state.last_data = state.last_rx
                 state.data_frames += 1
             try:
                 pending = on_frame(venue, channel, ts_recv, frame)
@@ -262,7 +268,6 @@ class VenueConnection:
             if await wait_or_stop(stop, policy.tick_s):
                 return "stop", None
             now = self.clock()
-            self._set_staleness(now - state.last_data)
             if now - state.last_data > policy.stale_after_s:
                 log.warning(
                     "%s %s: no data for %.1f s",
@@ -318,10 +323,6 @@ class VenueConnection:
     def _set_connected(self, value: int) -> None:
         if self.metrics is not None:
             self.metrics.connected.labels(self.venue.value, self.endpoint.name).set(value)
-
-    def _set_staleness(self, seconds: float) -> None:
-        if self.metrics is not None:
-            self.metrics.set_staleness(self.venue.value, self.endpoint.name, seconds)
 
 
 async def wait_or_stop(stop: asyncio.Event, seconds: float) -> bool:

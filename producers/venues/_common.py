@@ -1,15 +1,16 @@
-"""Helpers every venue parser uses: typed numbers, decoding, ids, instrument lookup.
+"""Helpers every venue parser uses: typed numbers, decoding, instrument lookup, times.
 
 Numbers are decoded by msgspec in lax mode (venues send most numbers as strings), with
 constraints that reject NaN, infinities, negative sizes and seconds-for-milliseconds mistakes
-in C, before any Python code sees the frame.
+in C, before any Python code sees the frame. Liquidation sizes and prices that go into an
+``event_id`` are kept as the venue's text (``NumberText``) and checked by ``positive``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
 import msgspec
 
@@ -20,12 +21,15 @@ from producers.instruments import Instrument
 
 T = TypeVar("T")
 
+MAX_PHYSICAL = 1e18  # above any real price or size; inf fails it
 # finite and physical: a price or size is > 0 and below anything real (NaN/inf fail the bounds)
-Positive = Annotated[float, msgspec.Meta(gt=0.0, le=1e18)]
-NonNegative = Annotated[float, msgspec.Meta(ge=0.0, le=1e18)]
+Positive = Annotated[float, msgspec.Meta(gt=0.0, le=MAX_PHYSICAL)]
+NonNegative = Annotated[float, msgspec.Meta(ge=0.0, le=MAX_PHYSICAL)]
 Rate = Annotated[float, msgspec.Meta(ge=-1e3, le=1e3)]
 # ms since the epoch between 2001 and 2286: a seconds or microseconds value fails
 TsMs = Annotated[int, msgspec.Meta(ge=1_000_000_000_000, lt=10_000_000_000_000)]
+
+NumberText = str | float  # a number as the venue sent it (kept as text for the event id)
 
 CONTROL_CHANNEL = "control"  # frames that carry no channel: acks, pongs, heartbeats
 PONG = b"pong"
@@ -47,15 +51,8 @@ def decode(dec: msgspec.json.Decoder[T], frame: bytes) -> T:
         raise BadJsonError(f"not UTF-8: {exc}") from None
 
 
-def decode_any(frame: bytes) -> Any:
-    try:
-        return msgspec.json.decode(frame)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise BadJsonError(str(exc)) from None
-
-
 def lookup(ctx: ParseContext, venue: Venue, symbol: str) -> Instrument:
-    inst: Instrument | None = ctx.instruments.symbols(venue).get(symbol)
+    inst: Instrument | None = ctx.instruments.by_venue[venue].get(symbol)
     if inst is None:
         raise UnknownInstrumentError(f"unknown instrument {symbol!r} on {venue}")
     return inst
@@ -64,6 +61,17 @@ def lookup(ctx: ParseContext, venue: Venue, symbol: str) -> Instrument:
 def ignore_pong(frame: bytes) -> None:
     if frame == PONG:
         raise IgnoredFrame("pong")
+
+
+def positive(name: str, value: NumberText) -> float:
+    """A finite number > 0 from a venue's number text (NaN, inf, 0, negatives rejected)."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise SchemaError(f"{name} is not a number: {value!r}") from None
+    if not 0.0 < number <= MAX_PHYSICAL:  # also false for NaN
+        raise SchemaError(f"{name} must be a finite number > 0, got {value!r}")
+    return number
 
 
 def opt_float(text: str) -> float | None:

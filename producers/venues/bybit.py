@@ -22,6 +22,7 @@ from producers.errors import (
     SchemaError,
     StateError,
     UnknownChannelError,
+    UnknownInstrumentError,
     VenueReplyError,
 )
 from producers.instruments import USD_CONTRACTS, Instrument
@@ -34,7 +35,8 @@ from producers.live.protocol import (
 )
 from producers.venues._common import (
     CONTROL_CHANNEL,
-    Positive,
+    MAX_PHYSICAL,
+    NumberText,
     TsMs,
     decode,
     decoder,
@@ -55,8 +57,8 @@ class _Liq(msgspec.Struct, gc=False):
     T: TsMs
     s: str
     S: str
-    v: Positive
-    p: Positive
+    v: NumberText  # text as sent: it goes into the event id verbatim
+    p: NumberText
 
 
 class _LiqMsg(msgspec.Struct, gc=False):
@@ -124,9 +126,16 @@ def _liquidation(liq: _Liq, ts_recv: int, ctx: ParseContext) -> Liquidation:
     if side is None:
         raise InvalidValueError(f"unknown position side {liq.S!r}")
     symbol = liq.s
-    inst = lookup(ctx, VENUE, symbol)
-    price = liq.p
-    size = liq.v * inst.contract_size  # inline Instrument.value: this is the hot path
+    inst = ctx.instruments.by_venue[VENUE].get(symbol)  # lookup() inlined: the hot path
+    if inst is None:
+        raise UnknownInstrumentError(f"unknown instrument {symbol!r} on bybit")
+    try:  # positive() inlined: the hot path
+        price, contracts = float(liq.p), float(liq.v)
+    except ValueError:
+        raise SchemaError(f"not a number: v={liq.v!r} p={liq.p!r}") from None
+    if not (0.0 < price <= MAX_PHYSICAL and 0.0 < contracts <= MAX_PHYSICAL):
+        raise SchemaError(f"v and p must be finite numbers > 0, got v={liq.v!r} p={liq.p!r}")
+    size = contracts * inst.contract_size
     if inst.contract_unit is USD_CONTRACTS:
         qty, usd = size / price, size
     else:
@@ -143,17 +152,24 @@ def _liquidation(liq: _Liq, ts_recv: int, ctx: ParseContext) -> Liquidation:
         completeness=COMPLETE,
         ts_event=liq.T,
         ts_recv=ts_recv,
-        event_id=f"bybit:{symbol}:{liq.T}:{liq.S}:{liq.v!r}@{price!r}",
+        event_id=f"bybit:{symbol}:{liq.T}:{liq.S}:{liq.v}@{liq.p}",
     )
 
 
 def _liquidations(channel: str, frame: bytes, ts_recv: int, ctx: ParseContext) -> list[MarketEvent]:
-    msg = decode(_LIQUIDATIONS, frame)
+    try:  # inlined decode(): this is the hot path
+        msg = _LIQUIDATIONS.decode(frame)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        decode(_LIQUIDATIONS, frame)  # raises the classified error
+        raise
     if msg.topic is None or msg.data is None:
         _reply(msg.op, msg.success, msg.ret_msg)
     if msg.topic != channel:
         raise InvalidValueError(f"topic {msg.topic!r} on channel {channel!r}")
-    return [_liquidation(liq, ts_recv, ctx) for liq in msg.data]
+    data = msg.data
+    if len(data) == 1:  # the common case, without a comprehension's frame
+        return [_liquidation(data[0], ts_recv, ctx)]
+    return [_liquidation(liq, ts_recv, ctx) for liq in data]
 
 
 def _positive(name: str, text: str | None) -> float | None:

@@ -23,6 +23,7 @@ from producers.live.protocol import Endpoint, Heartbeat, VenueProtocol, chunks, 
 from producers.venues._common import (
     CONTROL_CHANNEL,
     NonNegative,
+    NumberText,
     Positive,
     TsMs,
     decode,
@@ -30,6 +31,7 @@ from producers.venues._common import (
     ignore_pong,
     lookup,
     opt_float,
+    positive,
 )
 from producers.venues._state import (
     emit_mark,
@@ -40,6 +42,7 @@ from producers.venues._state import (
 )
 
 VENUE = Venue.OKX
+PARTIAL = Completeness.PARTIAL
 FUNDING_STATE_KEY = "okx_funding"
 # (order side, posSide) -> the position liquidated; anything else contradicts itself
 SIDES = {
@@ -69,8 +72,8 @@ class _Msg(msgspec.Struct, Generic[D], gc=False):
 
 
 class _Detail(msgspec.Struct, rename="camel", gc=False):
-    bk_px: Positive
-    sz: Positive
+    bk_px: NumberText  # text as sent: it goes into the event id verbatim
+    sz: NumberText
     side: str
     ts: TsMs
     pos_side: str = ""
@@ -130,8 +133,8 @@ def _liquidation(inst_id: str, detail: _Detail, ts_recv: int, ctx: ParseContext)
     if side is None:
         raise InvalidValueError(f"side {detail.side!r} with posSide {detail.pos_side!r}")
     inst = lookup(ctx, VENUE, inst_id)
-    price = detail.bk_px
-    base, usd = inst.value(detail.sz, price)
+    price = positive("bkPx", detail.bk_px)
+    base, usd = inst.value(positive("sz", detail.sz), price)
     return Liquidation(
         venue=VENUE,
         symbol=inst_id,
@@ -141,10 +144,10 @@ def _liquidation(inst_id: str, detail: _Detail, ts_recv: int, ctx: ParseContext)
         price=price,
         qty=base,
         notional_usd=usd,
-        completeness=Completeness.PARTIAL,
+        completeness=PARTIAL,
         ts_event=detail.ts,
         ts_recv=ts_recv,
-        event_id=f"okx:{inst_id}:{detail.ts}:{detail.side}:{detail.pos_side}:{detail.sz!r}@{price!r}",
+        event_id=f"okx:{inst_id}:{detail.ts}:{detail.side}:{detail.pos_side}:{detail.sz}@{detail.bk_px}",
     )
 
 

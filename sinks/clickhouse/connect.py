@@ -92,6 +92,12 @@ def _server(settings: ClickHouseSettings, connect_timeout: float, timeout: float
             f"unsupported ClickHouse URL {redact(settings.url)!r}: use http://host:port, "
             "https://host:port or chdb:///path"
         )
+    if parts.username is not None or parts.password is not None:
+        # The URL is a plain setting that ends up in logs; the password is a secret.
+        raise ConnectError(
+            f"ClickHouse URL {redact(settings.url)!r} carries credentials: set "
+            "LIQWATCH_CLICKHOUSE_USERNAME and LIQWATCH_CLICKHOUSE_PASSWORD instead"
+        )
     return clickhouse_connect.get_client(
         host=parts.hostname,
         port=parts.port,

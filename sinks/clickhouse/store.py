@@ -92,9 +92,9 @@ class Store:
     def write_events(
         self, events: Sequence[MarketEvent], dedupe_token: str | None = None
     ) -> dict[str, int]:
-        liquidations = [e for e in events if type(e) is Liquidation]
-        open_interest = [e for e in events if type(e) is OpenInterest]
-        mark_prices = [e for e in events if type(e) is MarkPrice]
+        liquidations = [e for e in events if isinstance(e, Liquidation)]
+        open_interest = [e for e in events if isinstance(e, OpenInterest)]
+        mark_prices = [e for e in events if isinstance(e, MarkPrice)]
         return self.insert_all(
             [
                 r.liquidation_rows(liquidations),

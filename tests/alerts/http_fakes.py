@@ -132,7 +132,7 @@ class RecordingServer:
 
             do_GET = do_POST
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: object) -> None:
                 pass
 
         return Handler

@@ -35,16 +35,37 @@ def telegram_api(request: Recorded) -> tuple[int, dict[str, str], bytes]:
         "date": 1767228600,
     }
     if method == "sendPhoto":
-        result["photo"] = [{"file_id": "AgACAgQ", "file_unique_id": "AQAD", "width": 960,
-                            "height": 540, "file_size": 70_000}]
-    return 200, {"Content-Type": "application/json"}, json.dumps({"ok": True, "result": result}).encode()
+        result["photo"] = [
+            {
+                "file_id": "AgACAgQ",
+                "file_unique_id": "AQAD",
+                "width": 960,
+                "height": 540,
+                "file_size": 70_000,
+            }
+        ]
+    return (
+        200,
+        {"Content-Type": "application/json"},
+        json.dumps({"ok": True, "result": result}).encode(),
+    )
 
 
 def discord_api(request: Recorded) -> tuple[int, dict[str, str], bytes]:
-    message = {"id": "1190000000000000001", "type": 0, "channel_id": "1170000000000000001",
-               "webhook_id": WEBHOOK_ID, "content": "", "embeds": [], "attachments": []}
-    headers = {"Content-Type": "application/json", "X-RateLimit-Remaining": "4",
-               "X-RateLimit-Reset": "1767228601"}
+    message = {
+        "id": "1190000000000000001",
+        "type": 0,
+        "channel_id": "1170000000000000001",
+        "webhook_id": WEBHOOK_ID,
+        "content": "",
+        "embeds": [],
+        "attachments": [],
+    }
+    headers = {
+        "Content-Type": "application/json",
+        "X-RateLimit-Remaining": "4",
+        "X-RateLimit-Reset": "1767228601",
+    }
     return 200, headers, json.dumps(message).encode()
 
 
@@ -145,7 +166,9 @@ async def test_discord_sends_a_coloured_embed_then_the_png(
 
 
 async def test_rejected_token_is_a_failed_record_without_the_token(
-    telegram: RecordingServer, chat_apis: None, make_dispatcher: MakeDispatcher,
+    telegram: RecordingServer,
+    chat_apis: None,
+    make_dispatcher: MakeDispatcher,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)

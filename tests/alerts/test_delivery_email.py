@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from alerts.heatmap_png import render_heatmap_png
-from alerts.render import headline
+from alerts.render import email_text, headline
 from alerts.samples import sample_snapshots, sample_updates
 from alerts.sender import Attachment
 from liqwatch.schema import DeliveryStatus
@@ -51,7 +51,8 @@ async def test_email_has_subject_html_text_and_png_and_is_sent_once(
     html = parts["text/html"].get_content()
     text = parts["text/plain"].get_content()
     assert "64,150 (+1.33%)" in html and "okx (partial, STALE 42 s)" in html
-    assert "64,150" in text and "Long liquidation cascade started" in text
+    assert "Invalidation 64,150 (+1.33%)" in text and "Long liquidation cascade started" in text
+    assert text.replace("\r\n", "\n").strip() == email_text(alert).strip()
     assert parts["image/png"].get_filename() == "btc-heatmap.png"
     assert parts["image/png"].get_content() == png
     assert smtp_server.logins == ["trader"]  # the password did travel: AUTH succeeded

@@ -77,8 +77,10 @@ async def test_unreachable_endpoint_is_retried_then_recorded_failed(
     assert record.status is DeliveryStatus.FAILED
     assert record.attempts == 3 and record.error.startswith("apprise failure")
     assert PASSWORD not in record.error and PASSWORD not in caplog.text
-    assert harness.metric("liqwatch_alerter_retries_total", channel="webhook") == 2
-    assert harness.metric("liqwatch_alerter_deliveries_total", status="failed", channel="webhook") == 1
+    assert harness.metric("liqwatch_alerter_retries_total") == 2
+    assert (
+        harness.metric("liqwatch_alerter_deliveries_total", status="failed", channel="webhook") == 1
+    )
 
 
 async def test_server_error_responses_are_retried_until_accepted(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -19,10 +20,14 @@ DISCORD = "https://discord.com/api/webhooks/1180000000000000001/Wh-TOKEN_abcdefg
 MAIL = "mailto://desk:mail-pa55@smtp.example.com:587?from=a@example.com&to=b@example.com"
 
 
-def _destinations(rules: str, urls: list[str] = (), **kwargs: object) -> Destinations:  # type: ignore[assignment]
-    env = kwargs.pop("env", {})
-    notify = NotifySettings(notify_urls=[SecretStr(u) for u in urls], **kwargs)  # type: ignore[arg-type]
-    return Destinations(parse_rules(rules, "rules.yaml"), notify, SecretRedactor(), env=env)  # type: ignore[arg-type]
+def _destinations(
+    rules: str,
+    urls: Sequence[str] = (),
+    env: dict[str, str] | None = None,
+    apprise_config: Path | None = None,
+) -> Destinations:
+    notify = NotifySettings(notify_urls=[SecretStr(u) for u in urls], apprise_config=apprise_config)
+    return Destinations(parse_rules(rules, "rules.yaml"), notify, SecretRedactor(), env=env or {})
 
 
 def test_global_urls_get_redacted_names_and_channels() -> None:
@@ -51,14 +56,18 @@ def test_url_env_and_url_files(tmp_path: Path) -> None:
         env={"DESK_URLS": f"{TG} {DISCORD}"},
     )
     assert [t.channel for t in destinations.targets("desk")] == [
-        Channel.TELEGRAM, Channel.DISCORD, Channel.EMAIL,
+        Channel.TELEGRAM,
+        Channel.DISCORD,
+        Channel.EMAIL,
     ]
 
 
 def test_missing_env_variable_names_route_and_line() -> None:
     with pytest.raises(RulesError) as caught:
-        _destinations("routes:\n  - name: x\n    notify: {urls: all}\n"
-                      "  - name: desk\n    notify: {url_env: [DESK_URLS]}\n")
+        _destinations(
+            "routes:\n  - name: x\n    notify: {urls: all}\n"
+            "  - name: desk\n    notify: {url_env: [DESK_URLS]}\n"
+        )
     assert str(caught.value) == (
         "rules.yaml line 4: route 'desk': environment variable DESK_URLS (url_env) is not set"
     )
@@ -85,12 +94,14 @@ def test_tags_select_services_from_an_apprise_config(tmp_path: Path, fmt: str) -
         config = tmp_path / "apprise.txt"
         config.write_text(f"desk,ops={TG}\nops=json://ops.example.com/hook\n")
     destinations = _destinations(
-        "routes:\n  - name: d\n    notify: {tags: [desk]}\n  - name: o\n    notify: {tags: [ops]}\n",
+        "routes:\n  - name: d\n    notify: {tags: [desk]}\n"
+        "  - name: o\n    notify: {tags: [ops]}\n",
         apprise_config=config,
     )
     assert [t.name for t in destinations.targets("d")] == ["tgram://api.telegram.org"]
     assert sorted(t.name for t in destinations.targets("o")) == [
-        "json://ops.example.com", "tgram://api.telegram.org",
+        "json://ops.example.com",
+        "tgram://api.telegram.org",
     ]
 
 

@@ -57,7 +57,9 @@ async def test_a_route_without_targets_leaves_an_audit_record(
     assert await harness.dispatcher.join(10)
     (record,) = harness.records
     assert (record.status, record.error, record.route) == (
-        DeliveryStatus.SUPPRESSED, NO_TARGETS, "default",
+        DeliveryStatus.SUPPRESSED,
+        NO_TARGETS,
+        "default",
     )
 
 

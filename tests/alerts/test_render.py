@@ -10,6 +10,7 @@ from alerts.apprise_compat import NotifyFormat, NotifyType
 from alerts.render import (
     WEBHOOK_SCHEMA,
     email_html,
+    email_text,
     plain_text,
     render_alert,
     render_digest,
@@ -53,8 +54,12 @@ def test_telegram_is_html_without_a_separate_title() -> None:
 
 
 def test_discord_embed_colour_follows_the_side() -> None:
-    assert render_alert(make_alert(side=Side.LONG), Channel.DISCORD).notify_type is NotifyType.FAILURE
-    assert render_alert(make_alert(side=Side.SHORT), Channel.DISCORD).notify_type is NotifyType.SUCCESS
+    assert (
+        render_alert(make_alert(side=Side.LONG), Channel.DISCORD).notify_type is NotifyType.FAILURE
+    )
+    assert (
+        render_alert(make_alert(side=Side.SHORT), Channel.DISCORD).notify_type is NotifyType.SUCCESS
+    )
     neutral = render_alert(make_alert(side=None), Channel.DISCORD)
     assert neutral.notify_type is NotifyType.INFO
     assert neutral.body_format is NotifyFormat.MARKDOWN
@@ -70,6 +75,9 @@ def test_email_html_and_text_versions() -> None:
     text = plain_text(alert)
     assert "5 < 6 & price fell" in text
     assert "Invalidation  64,150 (+1.33%)" in text
+    derived = email_text(alert)  # the plain part Apprise sends next to the HTML
+    assert "5 < 6 & price fell" in derived
+    assert "\nInvalidation 64,150 (+1.33%)\n" in derived
 
 
 def test_webhook_document_carries_the_full_record() -> None:
@@ -80,7 +88,10 @@ def test_webhook_document_carries_the_full_record() -> None:
     assert document["alert"]["alert_id"] == alert.alert_id
     assert document["alert"]["invalidation"] == 64_150.0
     assert document["alert"]["venues"][2] == {
-        "venue": "okx", "completeness": "partial", "stale": True, "staleness_s": 42.0
+        "venue": "okx",
+        "completeness": "partial",
+        "stale": True,
+        "staleness_s": 42.0,
     }
 
 
@@ -101,9 +112,17 @@ def test_updates_are_short_follow_ups_pointing_at_the_alert() -> None:
 def test_outcome_follow_up_reads_hit_or_miss() -> None:
     alert = make_alert()
     outcome = make_update(
-        alert, seq=1015, subkind="outcome", price=62_000.0,
-        details={"horizon_min": 15.0, "price_after": 62_000.0, "max_favourable_pct": 2.1,
-                 "max_adverse_pct": 0.4, "hit": 1.0},
+        alert,
+        seq=1015,
+        subkind="outcome",
+        price=62_000.0,
+        details={
+            "horizon_min": 15.0,
+            "price_after": 62_000.0,
+            "max_favourable_pct": 2.1,
+            "max_adverse_pct": 0.4,
+            "hit": 1.0,
+        },
     )
     rendered = render_update(outcome, alert, Channel.OTHER)
     assert rendered.title == "📏 BTC Cascade outcome after 15 min: hit"

@@ -6,6 +6,7 @@ import asyncio
 import statistics
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
@@ -70,28 +71,46 @@ async def test_a_replay_after_a_refusal_is_delivered(
     assert sorted(r.alert_id for r in harness.with_status(DeliveryStatus.SENT)) == ["r0", "r1"]
 
 
-async def _detection_loop(seconds: float) -> list[float]:
-    """A CPU-bound stand-in for the detection engine sharing the event loop.
+@dataclass
+class LoopStats:
+    events: int = 0
+    wall_s: float = 0.0
+    cpu_s: float = 0.0  # CPU time of the loop's own thread
+    max_stall_s: float = 0.0  # longest time between two turns of the loop
+    windows: list[float] = field(default_factory=list)  # events/s per 1 s window
 
-    Returns its rate (events/s) for each 1 s window: medians of windows keep a busy shared
-    machine's noise out of the comparison.
-    """
+    @property
+    def per_cpu_s(self) -> float:
+        return self.events / self.cpu_s
+
+    @property
+    def median_wall(self) -> float:
+        return statistics.median(self.windows)
+
+
+async def _detection_loop(seconds: float) -> LoopStats:
+    """A CPU-bound stand-in for the detection engine sharing the event loop with delivery."""
     rng = np.random.default_rng(1)
     prices = rng.normal(64_000, 300, 500)  # one envelope's worth of events
     sizes = rng.exponential(5_000, 500)
     grid = np.zeros(2_000)
-    rates: list[float] = []
-    end = time.perf_counter() + seconds
+    stats = LoopStats()
+    cpu0, wall0 = time.thread_time(), time.perf_counter()
+    end = wall0 + seconds
     while (window_start := time.perf_counter()) < end:
-        events = 0
-        while time.perf_counter() - window_start < 1.0:
+        events, last = 0, window_start
+        while (now := time.perf_counter()) - window_start < 1.0:
+            stats.max_stall_s = max(stats.max_stall_s, now - last)
             index = np.clip(((prices - 60_000) / 5).astype(int), 0, grid.size - 1)
             np.add.at(grid, index, sizes)
             grid *= 0.999
             events += prices.size
+            last = time.perf_counter()
             await asyncio.sleep(0)  # like the embedded runner between envelopes
-        rates.append(events / (time.perf_counter() - window_start))
-    return rates
+        stats.windows.append(events / (time.perf_counter() - window_start))
+        stats.events += events
+    stats.cpu_s, stats.wall_s = time.thread_time() - cpu0, time.perf_counter() - wall0
+    return stats
 
 
 @pytest.mark.slow
@@ -110,26 +129,34 @@ async def test_smtp_down_for_30_s_is_retried_and_detection_keeps_its_pace(
     smtp_server.stop()
     outage_started = time.monotonic()
     assert harness.dispatcher.submit(alert, lambda: [Attachment("btc-heatmap.png", png)])
-    during_windows = await _detection_loop(OUTAGE_S)
+    during = await _detection_loop(OUTAGE_S)
     assert smtp_server.messages == []  # nothing could have been delivered
     smtp_server.start()  # same port
     (message,) = await asyncio.to_thread(smtp_server.wait_for, 1, 30.0)
     recovered_after = time.monotonic() - outage_started
     assert await harness.dispatcher.join(10)
-
     after = await _detection_loop(6.0)  # idle again: the second half of the baseline
-    baseline, during = statistics.median(before + after), statistics.median(during_windows)
 
     (record,) = harness.records
     assert record.status is DeliveryStatus.SENT
     assert record.attempts >= 4, record  # retried through the outage
     assert message["Subject"].endswith("Long liquidation cascade started")
     assert any(p.get_content_type() == "image/png" for p in message.walk())
-    retries = harness.metric("liqwatch_alerter_retries_total", channel="email")
+
+    base_cpu = (before.events + after.events) / (before.cpu_s + after.cpu_s)
+    base_wall = statistics.median(before.windows + after.windows)
+    base_stall = max(before.max_stall_s, after.max_stall_s)
     print(
-        f"\ndetection stand-in (median of 1 s windows): baseline {baseline:,.0f} events/s, "
-        f"during the SMTP outage "
-        f"{during:,.0f} events/s ({during / baseline:.1%}); delivered {recovered_after:.1f} s "
-        f"after the outage began, {record.attempts} attempts, {retries:.0f} retries"
+        f"\ndetection stand-in, baseline → during a {OUTAGE_S:.0f} s SMTP outage: "
+        f"{base_cpu:,.0f} → {during.per_cpu_s:,.0f} events per CPU-second "
+        f"({during.per_cpu_s / base_cpu:.1%}); median wall rate {base_wall:,.0f} → "
+        f"{during.median_wall:,.0f} events/s ({during.median_wall / base_wall:.1%}); "
+        f"longest stall {base_stall * 1000:.0f} → {during.max_stall_s * 1000:.0f} ms; "
+        f"delivered {recovered_after:.1f} s after the outage began in {record.attempts} attempts"
     )
-    assert during >= 0.8 * baseline
+    # Work taken out of the detection loop shows in its CPU-normalised rate, which other
+    # processes on this shared 2-core machine do not disturb (its wall rate swings 3x here).
+    assert during.per_cpu_s >= 0.8 * base_cpu
+    # Blocking the loop (a sync send, a throttle sleep) shows as a stall and a wall-rate drop.
+    assert during.max_stall_s < 0.5
+    assert during.median_wall >= 0.5 * base_wall

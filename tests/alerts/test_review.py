@@ -8,16 +8,16 @@ from clickhouse_connect.driver.client import Client
 from alerts.outcomes import OutcomeTracker
 from alerts.review import ReviewError, review
 from alerts.samples import sample_updates
-from liqwatch.schema import AlertKind, AlertStatus, Side
+from liqwatch.schema import Alert, AlertKind, AlertStatus, Outcome, Side
 from sinks.clickhouse.migrate import migrate
 from sinks.clickhouse.store import Store
 from tests.alerts.factories import MIN, make_alert, make_update
 
 
-def _outcomes(alerts, moves):  # type: ignore[no-untyped-def]
+def _outcomes(alerts: list[Alert], moves: list[float]) -> list[tuple[str, Outcome]]:
     """Real outcomes from the tracker: each alert's price goes to price * (1 + move)."""
     tracker = OutcomeTracker(horizons_min=(15, 60))
-    found = []
+    found: list[tuple[str, Outcome]] = []
     for alert, move in zip(alerts, moves, strict=True):
         tracker.track(alert)
         price = alert.price_at_alert * (1 + move)
@@ -34,12 +34,24 @@ def test_review_lists_status_outcome_and_hit_rate(
     migrate(clickhouse_client, ch_database)
     store = Store(clickhouse_client, ch_database)
     cascade = make_alert()
-    sweep = make_alert(alert_id="sweep:ETH:1", kind=AlertKind.SWEEP, subkind="swept", asset="ETH",
-                       side=Side.SHORT, price_at_alert=3_000.0, invalidation=2_950.0,
-                       created_at=cascade.created_at + 5 * MIN)
+    sweep = make_alert(
+        alert_id="sweep:ETH:1",
+        kind=AlertKind.SWEEP,
+        subkind="swept",
+        asset="ETH",
+        side=Side.SHORT,
+        price_at_alert=3_000.0,
+        invalidation=2_950.0,
+        created_at=cascade.created_at + 5 * MIN,
+    )
     old = make_alert(alert_id="old", created_at=cascade.created_at - 10 * 24 * 60 * MIN)
     store.write_alerts([cascade, sweep, old])
-    store.write_alert_updates([*sample_updates(cascade), make_update(sweep, 1, status=AlertStatus.INVALIDATED, subkind="invalidated")])
+    store.write_alert_updates(
+        [
+            *sample_updates(cascade),
+            make_update(sweep, 1, status=AlertStatus.INVALIDATED, subkind="invalidated"),
+        ]
+    )
     # cascade (down claim) falls 1 %: hit; sweep (up claim) falls 1 %: miss
     store.write_outcomes(_outcomes([cascade, sweep], [-0.01, -0.01]))
 
@@ -81,10 +93,34 @@ def test_review_works_with_plain_tables_and_integer_times(
     )
     clickhouse_client.insert(
         f"{db}.alerts",
-        [["a1", "approach", "near", "SOL", "long", "warning", 150.0, 155.0, 1_767_225_600_000,
-          "open", "SOL approach"]],
-        column_names=["alert_id", "kind", "subkind", "asset", "side", "severity",
-                      "price_at_alert", "invalidation", "created_at", "status", "title"],
+        [
+            [
+                "a1",
+                "approach",
+                "near",
+                "SOL",
+                "long",
+                "warning",
+                150.0,
+                155.0,
+                1_767_225_600_000,
+                "open",
+                "SOL approach",
+            ]
+        ],
+        column_names=[
+            "alert_id",
+            "kind",
+            "subkind",
+            "asset",
+            "side",
+            "severity",
+            "price_at_alert",
+            "invalidation",
+            "created_at",
+            "status",
+            "title",
+        ],
     )
     report = review(clickhouse_client, db, since_ms=1_767_225_000_000, limit=5)
     assert "2026-01-01 00:00:00  SOL" in report

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from alerts.router import COOLDOWN, DUPLICATE, FOLDED, QUIET, Router
 from alerts.rules import ResolvedRoute, parse_rules
-from liqwatch.schema import AlertKind, Severity, Side
+from liqwatch.schema import Alert, AlertKind, Severity, Side
 from tests.alerts.factories import MIN, make_alert, make_update
 
 
@@ -16,9 +17,11 @@ def _router(settings: str) -> tuple[Router, ResolvedRoute]:
     return Router(rules), rules.routes[0]
 
 
-def _at(minute: int, **changes: object):  # type: ignore[no-untyped-def]
+def _at(minute: int, **changes: Any) -> Alert:
     base = make_alert().created_at
-    changes.setdefault("alert_id", f"a{minute}-{changes.get('subkind', '')}-{changes.get('asset', '')}")
+    changes.setdefault(
+        "alert_id", f"a{minute}-{changes.get('subkind', '')}-{changes.get('asset', '')}"
+    )
     return make_alert(created_at=base + minute * MIN, **changes)
 
 
@@ -53,8 +56,9 @@ def test_dedupe_window_drops_the_same_claim_with_a_new_id() -> None:
 def test_flood_limit_folds_the_excess_into_one_digest() -> None:
     router, route = _router("    dedupe_window_s: 0\n    flood: {max_alerts: 2, window_s: 60}\n")
     start = make_alert().created_at
-    alerts = [make_alert(alert_id=f"f{i}", created_at=start + i * 5_000, asset=f"A{i}")
-              for i in range(5)]
+    alerts = [
+        make_alert(alert_id=f"f{i}", created_at=start + i * 5_000, asset=f"A{i}") for i in range(5)
+    ]
     decisions = [router.decide(a, route) for a in alerts]
     assert [d.send for d in decisions] == [True, True, False, False, False]
     assert {d.reason for d in decisions[2:]} == {FOLDED}
@@ -89,8 +93,9 @@ def test_quiet_hours_wrap_midnight_in_the_route_time_zone() -> None:
     )
     # 03:30 UTC = 23:30 New York (EDT): quiet; 12:00 UTC = 08:00 New York: not quiet
     night = make_alert(created_at=_ms("2026-07-01T03:30:00"), severity=Severity.WARNING)
-    day = make_alert(created_at=_ms("2026-07-01T12:00:00"), severity=Severity.WARNING,
-                     alert_id="day")
+    day = make_alert(
+        created_at=_ms("2026-07-01T12:00:00"), severity=Severity.WARNING, alert_id="day"
+    )
     decision = router.decide(night, route)
     assert (decision.send, decision.reason) == (False, QUIET)
     assert router.decide(day, route).send

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from alerts.rules import RulesError, default_rules, load_rules, parse_rules
+from alerts.rules import ResolvedRoute, RulesError, default_rules, load_rules, parse_rules
 from liqwatch.schema import (
     AlertKind,
     Completeness,
@@ -67,7 +67,8 @@ def test_without_a_file_everything_goes_to_every_url() -> None:
     ("text", "line", "fragment"),
     [
         (
-            "routes:\n  - name: a\n    notify: {urls: all}\n    match:\n      min_intensity: brite\n",
+            "routes:\n  - name: a\n    notify: {urls: all}\n"
+            "    match:\n      min_intensity: brite\n",
             5,
             "routes[0].match.min_intensity",
         ),
@@ -96,7 +97,8 @@ def test_without_a_file_everything_goes_to_every_url() -> None:
             "unique",
         ),
         (
-            "routes:\n  - name: a\n    notify: {urls: all}\n    match:\n      kinds: [cascade, swoop]\n",
+            "routes:\n  - name: a\n    notify: {urls: all}\n"
+            "    match:\n      kinds: [cascade, swoop]\n",
             5,
             "routes[0].match.kinds[1]",
         ),
@@ -120,7 +122,7 @@ def test_empty_and_unreadable_files_are_clear_errors(tmp_path: Path) -> None:
         load_rules(tmp_path / "missing.yaml")
 
 
-def _route(match_yaml: str):  # type: ignore[no-untyped-def]
+def _route(match_yaml: str) -> ResolvedRoute:
     text = f"routes:\n  - name: r\n    notify: {{urls: all}}\n    match: {match_yaml}\n"
     return parse_rules(text).routes[0]
 
@@ -143,12 +145,14 @@ def test_min_intensity_applies_only_to_alerts_that_carry_one() -> None:
 
 
 def test_venue_filter_ignores_stale_venues_and_notional_floor() -> None:
-    stale_okx = [VenueCoverage(venue="okx", completeness=Completeness.PARTIAL, stale=True,
-                               staleness_s=90.0)]
+    stale_okx = [
+        VenueCoverage(venue="okx", completeness=Completeness.PARTIAL, stale=True, staleness_s=90.0)
+    ]
     route = _route("{venues: [okx], min_notional_usd: 1000000}")
     assert not route.match.matches(make_alert(venues=stale_okx))
-    live_okx = [VenueCoverage(venue="okx", completeness=Completeness.PARTIAL, stale=False,
-                              staleness_s=1.0)]
+    live_okx = [
+        VenueCoverage(venue="okx", completeness=Completeness.PARTIAL, stale=False, staleness_s=1.0)
+    ]
     assert route.match.matches(make_alert(venues=live_okx))
     assert not route.match.matches(make_alert(venues=live_okx, notional_usd=10.0))
 

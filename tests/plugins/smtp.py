@@ -43,7 +43,7 @@ class _Session(Session):
     """aiosmtpd 1.4 itself sets the deprecated ``login_data`` after AUTH, which warns (an error
     under -W error, inside the server thread); keep the value without the warning."""
 
-    @property  # type: ignore[override]
+    @property
     def login_data(self) -> Any:
         return self._login_data
 

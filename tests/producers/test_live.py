@@ -94,6 +94,10 @@ class Run:
     def ids(self) -> list[str]:
         return [e.event_id for e in self.liquidations]
 
+    def staleness(self, venue: Venue) -> float:
+        labels = {"venue": venue.value}
+        return self.registry.get_sample_value("liqwatch_producer_staleness_seconds", labels) or 0.0
+
     def reconnects(self, venue: Venue, reason: str) -> float:
         labels = {"venue": venue.value, "reason": reason}
         by_reason = self.registry.get_sample_value(
@@ -159,11 +163,18 @@ async def test_a_silent_connection_is_detected_stale_and_replaced(venue: Venue) 
     expected = _expected_ids(venue, frames)
     fake = await FakeVenue(venue, frames, Behaviour(silent_after=3)).start()
     settings = _settings(fake, stale_after_s=0.5, heartbeat_interval_s=0.1)
+    worst: list[float] = [0.0]
+
+    def until(run: Run) -> bool:
+        worst[0] = max(worst[0], run.staleness(venue))
+        return len(run.ids) >= len(expected)
+
     try:
-        run = await _stream(fake, settings, lambda r: len(r.ids) >= len(expected), 15)
+        run = await _stream(fake, settings, until, 15)
     finally:
         await fake.stop()
     assert run.ids == expected
+    assert worst[0] >= 0.4  # the gauge showed the silence
     assert run.reconnects(venue, "stale") >= 1
     assert fake.stats.connections >= 2
     _assert_subscribed_each_time(fake)
@@ -304,3 +315,15 @@ async def test_binance_open_interest_is_polled_next_to_the_stream() -> None:
     seen = [e for e in run.others if isinstance(e, OpenInterest)]
     assert seen and seen[0].oi_base == pytest.approx(81234.512)
     assert seen[0].oi_usd == pytest.approx(81234.512 * 112380.5)
+
+
+async def test_an_unreachable_venue_shows_as_stale_and_keeps_retrying() -> None:
+    venue = Venue.OKX
+    fake = await FakeVenue(venue, []).start()
+    settings = _settings(fake, stale_after_s=1.0)
+    await fake.stop()  # nobody listens on that port any more
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    run = await _stream(fake, settings, lambda r: loop.time() - started > 0.8, 5)
+    assert run.staleness(venue) >= 0.7
+    assert run.reconnects(venue, "error") >= 3  # backed off, and kept trying

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from prometheus_client import CollectorRegistry
 
-from liqwatch.schema import Completeness, Venue
+from liqwatch.schema import Venue
 from producers import parsing
-from producers.base import ParseContext, VenueAdapter
+from producers.base import ParseContext
 from producers.metrics import ProducerMetrics
 from producers.parsing import FrameParser, ParseStats, channel_family, new_context, parse_frame
 
@@ -31,8 +31,7 @@ def test_a_parser_bug_costs_one_frame_not_the_stream(monkeypatch: pytest.MonkeyP
     def broken(channel: str, frame: bytes, ts_recv: int, ctx: ParseContext) -> list[object]:
         return [1 / 0]
 
-    adapter = VenueAdapter(venue=Venue.BYBIT, completeness=Completeness.COMPLETE, parse=broken)  # type: ignore[arg-type]
-    monkeypatch.setitem(parsing._ADAPTERS, "bybit", adapter)
+    monkeypatch.setitem(parsing._PARSE, "bybit", broken)
     result = parse_frame(Venue.BYBIT, "allLiquidation.BTCUSDT", FRAME, 1, new_context())
     assert result.dead_letter is not None
     assert result.dead_letter.reason.startswith("internal: ZeroDivisionError")

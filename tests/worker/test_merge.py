@@ -104,6 +104,8 @@ def test_undecodable_messages_do_not_wait_and_forget_drops_a_partition() -> None
     merge.add(Pending(9, "liqs", 2, 6, "liq"))
     assert [p.item for p in merge.release(lambda _t, _p: False)] == ["bad"]
     assert merge.next_offset("liqs", 2) == 7
+    assert not merge.add(Pending(9, "liqs", 2, 6, "liq again"))  # a second delivery
+    assert merge.buffered == 1
     dropped = merge.forget([2])
     assert [p.item for p in dropped] == ["liq"]
     assert merge.buffered == 0 and merge.next_offset("liqs", 2) is None

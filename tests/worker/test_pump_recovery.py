@@ -67,6 +67,7 @@ class Session:
         self.broker = broker
         self.rnd = random.Random(seed)
         self.buffer: list[tuple[str, bytes]] = []
+        self.registry = CollectorRegistry()
         self.acked: dict[tuple[str, int], int] = {}
         self.next = {tp: broker.committed.get(tp, 0) for tp in broker.logs}
         ports = Ports(
@@ -83,7 +84,7 @@ class Session:
             PartitionMerge(MERGED),
             state=broker.table,
             ports=ports,
-            metrics=WorkerMetrics(CollectorRegistry()),
+            metrics=WorkerMetrics(self.registry),
             snapshot_interval_s=1e9,  # saves happen where the test says
         )
 
@@ -136,7 +137,7 @@ def _final(broker: Broker) -> tuple[dict[str, bytes], dict[str, bytes], set[byte
 @pytest.fixture(scope="module")
 def envelopes(tmp_path_factory: pytest.TempPathFactory) -> list[Envelope]:
     _truth, envs = scenario_envelopes("demo", tmp_path_factory.mktemp("demo"))
-    return envs[:4500]  # through the BTC cascade
+    return envs[:3300]  # the first 11 minutes: through the BTC cascade
 
 
 def _run(envelopes: list[Envelope], crashes: list[int], seed: int) -> Any:
@@ -160,3 +161,16 @@ def test_crashes_anywhere_end_in_the_uninterrupted_state(envelopes: list[Envelop
     n = len(envelopes)
     for seed, crashes in [(2, [n // 3]), (3, [n // 5, n // 2]), (4, [n - 7])]:
         assert _run(envelopes, crashes, seed) == reference, f"crashes at {crashes}"
+
+
+def test_a_snapshot_that_cannot_be_restored_is_reported_and_the_asset_starts_over(
+    envelopes: list[Envelope],
+) -> None:
+    broker = Broker(_logs(envelopes[:300]))
+    broker.table[b"BTC"] = b"\x93not a snapshot"
+    session = Session(broker, seed=5)
+    asyncio.run(session.run(crash_after=None))
+    dead = [codec.dead_letter_decoder.decode(v) for kind, v in broker.durable if kind == "dlq"]
+    assert [d.reason.split(":")[0] for d in dead] == ["snapshot not restorable for BTC"]
+    assert session.registry.get_sample_value("liqwatch_worker_restore_failures_total") == 1
+    assert decode_snapshot(broker.table[b"BTC"]).offsets  # saved again, from empty state
