@@ -14,84 +14,33 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from alerts.destinations import Destinations
+from alerts.jobs import (
+    NO_TARGETS,
+    STOPPED,
+    Attachments,
+    DeliveryConfig,
+    DeliverySink,
+    Job,
+    Ref,
+    Send,
+)
 from alerts.metrics import AlerterMetrics
 from alerts.redact import SecretRedactor, global_redactor
 from alerts.render import Rendered, render_alert, render_digest, render_update
 from alerts.router import Decision, Digest, Router
-from alerts.rules import ResolvedRoute, load_rules
-from alerts.sender import Attachment, RetryPolicy, Sender
+from alerts.rules import load_rules
+from alerts.sender import Attachment, Sender
 from alerts.store import SentStore
 from alerts.targets import Target
 from liqwatch.schema import Alert, AlertUpdate, Delivery, DeliveryStatus, Severity
 from liqwatch.settings import NotifySettings
 
+__all__ = ["NO_TARGETS", "Attachments", "DeliveryConfig", "DeliverySink", "Dispatcher"]
+
 log = logging.getLogger(__name__)
-
-AttachmentSource = Callable[[], Sequence[Attachment]]
-Attachments = Sequence[Attachment] | AttachmentSource | None
-DeliverySink = Callable[[Delivery], None]
-
-NO_TARGETS = "route has no notification targets"
-STOPPED = "alerter stopped before the delivery finished"
-
-
-@dataclass(frozen=True)
-class DeliveryConfig:
-    queue_size: int = 1000
-    max_in_flight: int = 256  # delivery tasks alive at once; beyond it the queue fills
-    per_target: int = 4  # concurrent sends to one target, so one outage delays no other
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    digest_tick_s: float = 1.0
-    remember_alerts: int = 10_000  # originals kept to render their follow-ups
-
-
-@dataclass
-class _Job:
-    message: Alert | AlertUpdate
-    attachments: Attachments
-    submitted: float  # monotonic
-    on_done: Callable[[], None] | None = None
-    resolved: Sequence[Attachment] | None = None
-    outstanding: int = 0  # delivery tasks still running for this message
-    handled: bool = False  # routing finished: no more tasks will be added
-
-    def settle(self) -> None:
-        """Call ``on_done`` once routing is over and every delivery task has finished."""
-        if self.handled and self.outstanding == 0 and self.on_done is not None:
-            callback, self.on_done = self.on_done, None
-            try:
-                callback()
-            except Exception:
-                log.exception("on_done callback for %s failed", self.message.alert_id)
-
-
-@dataclass(frozen=True)
-class _Ref:
-    """Which delivery a record is about: alert/update, route and (redacted) target."""
-
-    alert_id: str
-    seq: int
-    route: str
-    target: str
-    target_key: str
-    channel: str
-
-    @classmethod
-    def of(cls, alert_id: str, seq: int, route: ResolvedRoute, target: Target) -> _Ref:
-        return cls(alert_id, seq, route.name, target.name, target.key, target.channel.value)
-
-
-@dataclass(frozen=True)
-class _Send:
-    ref: _Ref
-    target: Target
-    rendered: Rendered
-    job: _Job | None
-    with_attachments: bool
 
 
 class Dispatcher:
@@ -114,7 +63,7 @@ class Dispatcher:
         self._metrics = metrics
         self._redactor = redactor or global_redactor()
         self._sender = Sender(self.config.retry, metrics, self._redactor)
-        self._queue: asyncio.Queue[_Job] | None = None
+        self._queue: asyncio.Queue[Job] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._worker: asyncio.Task[None] | None = None
         self._slots: asyncio.Semaphore | None = None
@@ -183,7 +132,16 @@ class Dispatcher:
             task.cancel()
         await asyncio.gather(self._worker, *self._tasks, return_exceptions=True)
         self._worker = None
+        self._record_unsent()
         self.store.close()
+
+    def _record_unsent(self) -> None:
+        """Jobs still queued at stop: recorded as failed, never reported done (so re-read)."""
+        assert self._queue is not None
+        while not self._queue.empty():
+            job = self._queue.get_nowait()
+            job.aborted = True
+            self._refuse(job.message, STOPPED)
 
     @property
     def queue_free(self) -> int:
@@ -215,7 +173,7 @@ class Dispatcher:
         loop = self._loop
         if loop is None:
             raise RuntimeError("Dispatcher.start() has not been awaited")
-        job = _Job(message, attachments, time.monotonic(), on_done)
+        job = Job(message, attachments, time.monotonic(), on_done)
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
@@ -225,7 +183,7 @@ class Dispatcher:
         loop.call_soon_threadsafe(self._enqueue, job)
         return True
 
-    def _enqueue(self, job: _Job) -> bool:
+    def _enqueue(self, job: Job) -> bool:
         assert self._queue is not None
         try:
             self._queue.put_nowait(job)
@@ -242,7 +200,7 @@ class Dispatcher:
         seq = 0 if isinstance(message, Alert) else message.seq
         log.error("alert %s not delivered: %s", message.alert_id, reason)
         self._emit(
-            _Ref(message.alert_id, seq, "*", "*", "*", "none"), DeliveryStatus.FAILED, 0, reason
+            Ref(message.alert_id, seq, "*", "*", "*", "none"), DeliveryStatus.FAILED, 0, reason
         )
 
     # --- worker ------------------------------------------------------------------------
@@ -258,6 +216,10 @@ class Dispatcher:
                 self._handling = True
                 try:
                     await self._handle(job)
+                except asyncio.CancelledError:  # stopped while routing it (waiting for a slot)
+                    job.aborted = True
+                    self._refuse(job.message, STOPPED)
+                    raise
                 except Exception as exc:  # one bad message must not stop the alerter
                     log.exception("alert %s could not be handled", job.message.alert_id)
                     self._refuse(job.message, f"internal error: {type(exc).__name__}")
@@ -267,9 +229,12 @@ class Dispatcher:
                     self._handling = False
                     self._queue.task_done()
                     self._metrics.queue_depth.set(self._queue.qsize())
-            await self._flush_digests()
+            try:
+                await self._flush_digests()
+            except Exception:  # a digest must not stop the worker either
+                log.exception("flood digest could not be sent")
 
-    async def _handle(self, job: _Job) -> None:
+    async def _handle(self, job: Job) -> None:
         message = job.message
         ts = message.created_at if isinstance(message, Alert) else message.ts
         if ts > self._event_clock[0]:
@@ -279,23 +244,23 @@ class Dispatcher:
         else:
             await self._handle_update(message, job)
 
-    async def _handle_alert(self, alert: Alert, job: _Job) -> None:
+    async def _handle_alert(self, alert: Alert, job: Job) -> None:
         self._remember(alert)
         for route in self.router.match(alert):
             targets = self.destinations.targets(route.name)
-            fresh = [t for t in targets if not self._decided(_Ref.of(alert.alert_id, 0, route, t))]
+            fresh = [t for t in targets if not self._decided(Ref.of(alert.alert_id, 0, route, t))]
             if targets and not fresh:
                 continue  # a replay: every target already decided
             decision = self.router.decide(alert, route)
             if not targets:
-                ref = _Ref(alert.alert_id, 0, route.name, "-", "-", "none")
+                ref = Ref(alert.alert_id, 0, route.name, "-", "-", "none")
                 self._emit(ref, DeliveryStatus.SUPPRESSED, 0, NO_TARGETS)
                 continue
             for target in fresh:
-                ref = _Ref.of(alert.alert_id, 0, route, target)
+                ref = Ref.of(alert.alert_id, 0, route, target)
                 await self._apply(decision, ref, target, job, render_alert(alert, target.channel))
 
-    async def _handle_update(self, update: AlertUpdate, job: _Job) -> None:
+    async def _handle_update(self, update: AlertUpdate, job: Job) -> None:
         original = self._alerts.get(update.alert_id)
         severity = original.severity if original else Severity.INFO
         pairs = self.store.sent_targets(update.alert_id)
@@ -306,7 +271,7 @@ class Dispatcher:
             target = self._target(route_name, target_key)
             if route is None or target is None:
                 continue  # the route or target was removed from the config since
-            ref = _Ref.of(update.alert_id, update.seq, route, target)
+            ref = Ref.of(update.alert_id, update.seq, route, target)
             if self._decided(ref):
                 continue
             decision = self.router.decide_update(update, route, severity)
@@ -315,7 +280,7 @@ class Dispatcher:
                 await self._apply(decision, ref, target, job, rendered)
 
     async def _apply(
-        self, decision: Decision, ref: _Ref, target: Target, job: _Job | None, rendered: Rendered
+        self, decision: Decision, ref: Ref, target: Target, job: Job | None, rendered: Rendered
     ) -> None:
         if not decision.send:
             self.store.record(
@@ -325,9 +290,9 @@ class Dispatcher:
             return
         route = decision.route
         with_png = ref.seq == 0 and route.attach_heatmap and target.supports_attachments
-        await self._launch(_Send(ref, target, rendered, job, with_png))
+        await self._launch(Send(ref, target, rendered, job, with_png))
 
-    def _decided(self, ref: _Ref) -> bool:
+    def _decided(self, ref: Ref) -> bool:
         if self.store.decided(ref.alert_id, ref.seq, ref.route, ref.target_key) is None:
             return False
         self._metrics.replays.inc()
@@ -335,7 +300,7 @@ class Dispatcher:
 
     # --- delivery tasks ----------------------------------------------------------------
 
-    async def _launch(self, send: _Send) -> None:
+    async def _launch(self, send: Send) -> None:
         assert self._slots is not None
         await self._slots.acquire()  # back-pressure: the queue fills instead of memory
         ref = send.ref
@@ -351,7 +316,7 @@ class Dispatcher:
             send.job.outstanding += 1
         task.add_done_callback(lambda t: self._finished(t, send, chain_key))
 
-    def _finished(self, task: asyncio.Task[None], send: _Send, chain_key: tuple[str, str]) -> None:
+    def _finished(self, task: asyncio.Task[None], send: Send, chain_key: tuple[str, str]) -> None:
         assert self._slots is not None
         ref = send.ref
         if send.job is not None:
@@ -368,7 +333,7 @@ class Dispatcher:
                 self._in_flight_alert.pop(ref.alert_id, None)
         self._metrics.in_flight.set(len(self._tasks))
 
-    async def _deliver(self, send: _Send, previous: asyncio.Task[None] | None) -> None:
+    async def _deliver(self, send: Send, previous: asyncio.Task[None] | None) -> None:
         started = send.job.submitted if send.job else time.monotonic()
         ref = send.ref
         try:
@@ -381,6 +346,8 @@ class Dispatcher:
             async with slot:
                 result = await self._sender.send(send.target, send.rendered, files)
         except asyncio.CancelledError:
+            if send.job is not None:
+                send.job.aborted = True
             self._emit(ref, DeliveryStatus.FAILED, 0, STOPPED)
             raise
         if result.ok:
@@ -391,7 +358,7 @@ class Dispatcher:
         status = DeliveryStatus.SENT if result.ok else DeliveryStatus.FAILED
         self._emit(ref, status, result.attempts, result.error)
 
-    async def _attachments(self, job: _Job | None) -> Sequence[Attachment]:
+    async def _attachments(self, job: Job | None) -> Sequence[Attachment]:
         if job is None or job.attachments is None:
             return ()
         if job.resolved is None:
@@ -420,7 +387,7 @@ class Dispatcher:
         route = digest.route
         decision = Decision(route, True)
         for target in self.destinations.targets(route.name):
-            ref = _Ref.of(digest.digest_id, 0, route, target)
+            ref = Ref.of(digest.digest_id, 0, route, target)
             if not self._decided(ref):
                 rendered = render_digest(digest, target.channel)
                 await self._apply(decision, ref, target, None, rendered)
@@ -434,7 +401,7 @@ class Dispatcher:
 
     # --- records -----------------------------------------------------------------------
 
-    def _emit(self, ref: _Ref, status: DeliveryStatus, attempts: int, error: str) -> None:
+    def _emit(self, ref: Ref, status: DeliveryStatus, attempts: int, error: str) -> None:
         record = Delivery(
             alert_id=ref.alert_id,
             update_seq=ref.seq,

@@ -103,7 +103,7 @@ class Destinations:
             config = AppriseConfig(asset=self.asset)
             if not config.add(str(path)):
                 raise TargetError(f"Apprise config {path} could not be loaded")
-            self._configured = targets_from_config(config, self.asset, self._redactor)
+            self._configured = targets_from_config(config, self._redactor)
         return self._configured
 
     def _where(self, route: ResolvedRoute, problem: str) -> str:

@@ -59,7 +59,7 @@ class OutcomeTracker:
         if alert.alert_id in self._pending:
             return True
         direction = claim_direction(alert)
-        if direction == 0:
+        if direction == 0 or alert.price_at_alert <= 0:
             log.debug("alert %s has no direction; no outcome", alert.alert_id)
             return False
         horizons = sorted({int(h) for h in self.horizons_min if h > 0})

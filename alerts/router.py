@@ -6,13 +6,17 @@ recording decides exactly as the live run did. Plain class, no I/O.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from alerts.outcomes import OUTCOME_SUBKIND
 from alerts.rules import SEVERITY_RANK, ResolvedRoute, RuleSet
 from liqwatch.schema import Alert, AlertUpdate, Severity
 
-DIGEST_MAX_LISTED = 50  # a digest names at most this many alerts and counts the rest
+DIGEST_MAX_LISTED = 50
+REMEMBER_DECISIONS = (
+    10_000  # per route  # a digest names at most this many alerts and counts the rest
+)
 
 QUIET = "quiet hours"
 DUPLICATE = "duplicate of a recent alert"
@@ -54,6 +58,7 @@ class _FloodWindow:
 
 @dataclass
 class _RouteState:
+    decided: OrderedDict[str, Decision] = field(default_factory=OrderedDict)
     last_sent: dict[tuple[str, str, str | None], tuple[int, int]] = field(default_factory=dict)
     fingerprints: dict[tuple[object, ...], int] = field(default_factory=dict)
     window: _FloodWindow | None = None
@@ -69,7 +74,19 @@ class Router:
         return [route for route in self.rules.routes if route.match.matches(alert)]
 
     def decide(self, alert: Alert, route: ResolvedRoute) -> Decision:
+        """The route's decision for this alert; the same alert id always gets the same one,
+        so a replay that retries a failed target is not taken for a duplicate of itself."""
         state = self._state[route.name]
+        earlier = state.decided.get(alert.alert_id)
+        if earlier is not None:
+            return earlier
+        decision = self._decide(alert, route, state)
+        state.decided[alert.alert_id] = decision
+        if len(state.decided) > REMEMBER_DECISIONS:
+            state.decided.popitem(last=False)
+        return decision
+
+    def _decide(self, alert: Alert, route: ResolvedRoute, state: _RouteState) -> Decision:
         ts = alert.created_at
         if route.quiet_hours is not None and route.quiet_hours.is_quiet(ts, alert.severity):
             return Decision(route, False, QUIET)

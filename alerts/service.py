@@ -188,15 +188,27 @@ class Alerter:
         batch = min(self.settings.poll_batch, self.settings.queue_size)
         timeout = self.settings.poll_timeout_s
         while not self.stop.is_set():
-            pass  # self._apply_backpressure(batch)
+            self._apply_backpressure(batch)
             messages = await asyncio.to_thread(self._consumer.consume, batch, timeout)
             for message in messages:
-                self.handle(message)
+                self._handle_safely(message)
             self._producer.poll(0)
             self._commit()
             self._last_turn = time.monotonic()
 
     # --- messages ----------------------------------------------------------------------
+
+    def _handle_safely(self, message: Message) -> None:
+        """A record that breaks handling goes to the dead-letter topic; the loop goes on."""
+        try:
+            self.handle(message)
+        except Exception as exc:
+            log.exception("could not handle a message from %s", message.topic())
+            topic, partition, offset = message.topic(), message.partition(), message.offset()
+            if topic is not None and partition is not None and offset is not None:
+                self._offsets.done(topic, partition, offset)
+            reason = f"unhandled: {type(exc).__name__}: {exc}"
+            self._dead_letter(topic or "?", reason, message.value() or b"")
 
     def handle(self, message: Message) -> None:
         error = message.error()

@@ -140,10 +140,8 @@ def targets_from_urls(
     ]
 
 
-def targets_from_config(
-    config: AppriseConfig, asset: AppriseAsset, redactor: SecretRedactor
-) -> list[Target]:
-    del asset  # services from a config carry the asset the config was loaded with
+def targets_from_config(config: AppriseConfig, redactor: SecretRedactor) -> list[Target]:
+    """Every service of an Apprise config (they carry the asset the config was loaded with)."""
     return [make_target(s, redactor) for s in config.services() if isinstance(s, NotifyBase)]
 
 

@@ -18,13 +18,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sinks.bench import run_heatmap_query_bench, run_sink_bench  # noqa: E402
+from sinks.bench import run_heatmap_query_bench, run_sink_bench
+
+
+def _show(name: str, result: dict[str, object]) -> None:
+    figures = {k: v for k, v in result.items() if k != "report"}
+    print(json.dumps({name: figures}, indent=2))
+    print(result["report"], flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=500_000, help="rows through the sink")
     parser.add_argument("--batch-rows", type=int, default=50_000)
+    parser.add_argument("--repeats", type=int, default=2, help="best of N sink/raw runs")
     parser.add_argument("--days", type=int, default=30, help="days of history for the query")
     parser.add_argument("--events-per-day", type=int, default=50_000)
     parser.add_argument("--bootstrap", help="Kafka bootstrap servers (default: start a broker)")
@@ -39,13 +46,14 @@ def main(argv: list[str] | None = None) -> int:
             bootstrap=args.bootstrap,
             clickhouse_url=args.clickhouse_url,
             batch_rows=args.batch_rows,
+            repeats=args.repeats,
         )
-        print(json.dumps({"sink": results["sink"]}, indent=2), flush=True)
+        _show("sink", results["sink"])
     if args.only in (None, "heatmap"):
         results["heatmap"] = run_heatmap_query_bench(
             args.days, args.events_per_day, clickhouse_url=args.clickhouse_url
         )
-        print(json.dumps({"heatmap": results["heatmap"]}, indent=2), flush=True)
+        _show("heatmap", results["heatmap"])
     return 0 if all(r.get("ok") for r in results.values()) else 1
 
 

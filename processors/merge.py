@@ -73,6 +73,16 @@ class PartitionMerge(Generic[T]):
             out += self._release_partition(partition, caught_up)
         return out
 
+    def waiting_for(self, caught_up: CaughtUp) -> list[tuple[str, int]]:
+        """Topic-partitions the merge waits on: empty, not read to the end, others queued."""
+        return [
+            (topic, partition)
+            for partition, queues in sorted(self._queues.items())
+            if any(queues.values())
+            for topic in self._rank
+            if not queues.get(topic) and not caught_up(topic, partition)
+        ]
+
     def queued_topics(self) -> list[tuple[str, int]]:
         """Topic-partitions with items waiting (candidates for pausing the fetch)."""
         return [

@@ -35,6 +35,7 @@ from processors.runner import EngineRunner, Output, foreign_events
 log = logging.getLogger(__name__)
 
 MAX_RAW_CHARS = 64 * 1024  # a dead letter keeps at most this much of a huge message
+STALL_WARN_S = 10.0  # the merge waited this long for a topic-partition: say which
 
 
 class SourceMessage(Protocol):
@@ -63,6 +64,8 @@ class Ports:
     flush: Callable[[], Awaitable[None]]  # wait until everything buffered is on the broker
     ack: Callable[[Any], Awaitable[None]]  # ack one source event (its offset may be committed)
     caught_up: CaughtUp
+    # why a topic-partition is not caught up (offsets), for the stall warning
+    describe: Callable[[str, int], str] = lambda _t, _p: ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +98,7 @@ class Pump:
         self._held: list[_Item] = []
         self._partition_of: dict[str, int] = {}  # assets restored (or found new) → partition
         self._last_save = time.monotonic()
+        self._last_release = time.monotonic()
 
     # --- entry points ---------------------------------------------------------------------
 
@@ -112,6 +116,7 @@ class Pump:
         async with self._lock:
             self._drain()
             await self._maybe_save()
+            self._warn_if_stalled()
 
     async def save_now(self) -> None:
         async with self._lock:
@@ -139,13 +144,36 @@ class Pump:
     def held(self) -> int:
         return len(self._held)
 
+    def partition_of(self, key: bytes) -> int | None:
+        """The source partition of an asset (state table key) seen since the last rebalance."""
+        return self._partition_of.get(key.decode())
+
     # --- merge → engine → outputs ---------------------------------------------------------
 
     def _drain(self) -> None:
-        for pending in self.merge.release(self.ports.caught_up):
+        released = self.merge.release(self.ports.caught_up)
+        for pending in released:
             self._held.append(pending.item)
             self._handle(pending)
+        if released or not self.merge.buffered:
+            self._last_release = time.monotonic()
         self._gauges()
+
+    def _warn_if_stalled(self) -> None:
+        waited = time.monotonic() - self._last_release
+        if waited < STALL_WARN_S:
+            return
+        waits = [
+            f"{t}:{p} {self.ports.describe(t, p)}".strip()
+            for t, p in self.merge.waiting_for(self.ports.caught_up)
+        ]
+        log.warning(
+            "merge has waited %.0fs with %d envelopes queued, for: %s",
+            waited,
+            self.merge.buffered,
+            ", ".join(waits) or "nothing (bug)",
+        )
+        self._last_release = time.monotonic()
 
     def _handle(self, pending: Pending[_Item]) -> None:
         item = pending.item
@@ -165,7 +193,13 @@ class Pump:
             self._dead_letter(pending.topic, reason, codec.encode(envelope))
             return
         started = time.perf_counter()
-        outputs = self.runner.handle(envelope, pending.topic, pending.partition, pending.offset)
+        try:
+            outputs = self.runner.handle(envelope, pending.topic, pending.partition, pending.offset)
+        except Exception as exc:  # an engine bug must not stop the stream: keep the envelope
+            log.exception("engine failed on an envelope for %s", envelope.asset)
+            reason = f"engine error: {type(exc).__name__}: {exc}"
+            self._dead_letter(pending.topic, reason, codec.encode(envelope))
+            return
         self.metrics.process_seconds.observe(time.perf_counter() - started)
         self.metrics.envelopes.inc()
         self.metrics.events.labels(envelope.kind.value).inc(len(envelope.events))

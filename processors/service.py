@@ -21,7 +21,7 @@ def serve() -> None:
     health = HealthServer(registry, obs.metrics_host, obs.metrics_port, ready=readiness.check)
     health.start()
     try:
-        run_worker(KafkaSettings(), WorkerSettings(), registry, readiness)
+        run_worker(KafkaSettings(), WorkerSettings(), registry, readiness, obs.log_level)
     except MissingTopicsError as exc:
         raise SystemExit(f"liqwatch worker: {exc}") from exc
     finally:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -51,6 +52,21 @@ def state_changelog_topic(app_id: str) -> str:
     return f"{app_id}-{STATE_TABLE}-changelog"
 
 
+class SnapshotTable(faust.Table[bytes, bytes]):
+    """The state table; each asset's snapshot goes to its source partition's changelog.
+
+    Source topics are keyed by asset with the same partition count as the changelog, so the
+    partition is known from the envelopes. Faust's own choice for ``use_partitioner`` asks the
+    producer's partitioner, which raises on a fresh producer that has no metadata for the
+    changelog topic yet (the first write after a start).
+    """
+
+    partition_of: Callable[[bytes], int | None] = staticmethod(lambda _key: None)
+
+    def partition_for_key(self, key: Any) -> int | None:
+        return self.partition_of(key)
+
+
 class WorkerReadiness:
     """/readyz for the worker: source partitions assigned and the state table recovered.
 
@@ -84,8 +100,11 @@ class StartOffsets:
     """Where reading starts for each assigned source topic-partition (committed or earliest).
 
     The merge needs it for a topic-partition that has delivered nothing yet: it has nothing
-    more to deliver when its start offset is already the broker's high water mark.
+    more to deliver when its start offset is already the broker's high water mark. A lookup
+    that fails for some partitions is retried (at most once a second) until it succeeds.
     """
+
+    RETRY_S = 1.0
 
     def __init__(self, bootstrap: str, group_id: str) -> None:
         self._config = {
@@ -94,10 +113,25 @@ class StartOffsets:
             "enable.auto.commit": False,
         }
         self.offsets: dict[tuple[str, int], int] = {}
+        self._wanted: list[tuple[str, int]] = []
+        self._last_try = 0.0
 
     async def refresh(self, tps: Iterable[tuple[str, int]]) -> None:
-        wanted = sorted(tps)
-        self.offsets = await asyncio.to_thread(self._lookup, wanted) if wanted else {}
+        self._wanted = sorted(tps)
+        self.offsets = {}
+        await self.fill_missing()
+
+    async def fill_missing(self) -> None:
+        missing = [tp for tp in self._wanted if tp not in self.offsets]
+        if not missing or time.monotonic() - self._last_try < self.RETRY_S:
+            return
+        self._last_try = time.monotonic()
+        try:
+            found = await asyncio.to_thread(self._lookup, missing)
+        except KafkaException as exc:
+            log.warning("could not look up start offsets (will retry): %s", exc)
+            return
+        self.offsets.update(found)
 
     def _lookup(self, tps: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
         consumer = Consumer(self._config)
@@ -105,6 +139,11 @@ class StartOffsets:
             committed = consumer.committed([TopicPartition(t, p) for t, p in tps], timeout=15)
             out: dict[tuple[str, int], int] = {}
             for tp in committed:
+                if tp.error is not None:
+                    log.warning(
+                        "start offset of %s:%d unknown: %s", tp.topic, tp.partition, tp.error
+                    )
+                    continue
                 low, _high = consumer.get_watermark_offsets(tp, timeout=15)
                 out[(tp.topic, tp.partition)] = max(tp.offset, low)
             return out
@@ -137,15 +176,18 @@ def build_app(
     )
     metrics = WorkerMetrics(registry)
     runner = EngineRunner(new_engine or default_engine_factory(registry, metrics))
-    state = app.Table(
-        STATE_TABLE,
+    state = SnapshotTable(
+        app,
+        name=STATE_TABLE,
         default=None,
+        beacon=app.tables.beacon,
         partitions=kafka.partitions,
         # bytes ⇒ Faust's "raw" serializer for writes *and* changelog recovery
         key_type=bytes,
         value_type=bytes,
         use_partitioner=True,
     )
+    app.tables.add(state)
     # on equal seal times, prices first: liquidations are placed against the latest mark
     merged = [topics.mark_price, topics.open_interest, topics.liquidations]
     merge: PartitionMerge[Any] = PartitionMerge(merged)
@@ -160,6 +202,7 @@ def build_app(
         metrics=metrics,
         snapshot_interval_s=worker.snapshot_interval_s,
     )
+    state.partition_of = pump.partition_of
     ready = readiness or WorkerReadiness()
     flow = _FlowControl(app, merge, worker.max_buffered_envelopes)
     source = app.topic(*merged, key_type=bytes, value_type=bytes, value_serializer="raw")
@@ -172,6 +215,7 @@ def build_app(
             flow.update()
 
     async def tick() -> None:
+        await starts.fill_missing()
         await pump.on_tick()
         flow.update()
 
@@ -192,15 +236,24 @@ def _ports(
     alerts = app.topic(topics.alerts, value_serializer="raw", internal=False)
     dlq = app.topic(topics.dlq, value_serializer="raw", internal=False)
 
-    def caught_up(topic: str, partition: int) -> bool:
+    def positions(topic: str, partition: int) -> tuple[int | None, int | None]:
+        """(next offset the merge expects, the broker's high water mark) as last seen."""
         try:
             high = app.consumer.highwater(TP(topic, partition))
         except (AssertionError, KeyError):  # aiokafka asserts the partition is assigned
-            return False
+            high = None
         start = merge.next_offset(topic, partition)
         if start is None:
             start = starts.offsets.get((topic, partition))
+        return start, high
+
+    def caught_up(topic: str, partition: int) -> bool:
+        start, high = positions(topic, partition)
         return high is not None and start is not None and start >= high
+
+    def describe(topic: str, partition: int) -> str:
+        start, high = positions(topic, partition)
+        return f"(next offset {start}, high water {high})"
 
     return Ports(
         send_signal=lambda k, v: signals.send_soon(key=k, value=v),
@@ -209,6 +262,7 @@ def _ports(
         flush=lambda: app.producer.flush(),  # noqa: PLW0108 - the producer is made at start
         ack=acker.ack,
         caught_up=caught_up,
+        describe=describe,
     )
 
 
@@ -310,9 +364,14 @@ def run_worker(
     worker: WorkerSettings,
     registry: CollectorRegistry,
     readiness: WorkerReadiness | None = None,
+    loglevel: str = "INFO",
 ) -> None:
-    """Runs the Faust worker until it is stopped (SIGTERM/SIGINT)."""
+    """Runs the Faust worker until it is stopped (SIGTERM/SIGINT).
+
+    Pass the same ``readiness`` to the health server (``HealthServer(..., ready=readiness.check)``)
+    so ``/readyz`` says whether partitions are assigned and the state table is recovered.
+    """
     require_output_topics(kafka)
     app = build_app(kafka, worker, registry, readiness=readiness)
-    faust_worker = faust.Worker(app, loglevel="INFO", quiet=True)
+    faust_worker = faust.Worker(app, loglevel=loglevel, quiet=True)
     faust_worker.execute_from_commandline()

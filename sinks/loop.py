@@ -25,7 +25,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -66,7 +66,7 @@ class SinkLoop:
         self,
         settings: SinkSettings,
         consumer: Consumer,
-        producer: Producer,
+        producer: Callable[[], Producer],
         writers: Sequence[BatchWriter],
         metrics: SinkMetrics,
         *,
@@ -75,7 +75,9 @@ class SinkLoop:
     ) -> None:
         self.settings = settings
         self.consumer = consumer
-        self.producer = producer
+        # The dead-letter producer is made on the first poison message: most runs need none.
+        self._make_producer = producer
+        self._producer: Producer | None = None
         self.metrics = metrics
         self.roles = roles
         self.dlq_topic = dlq_topic
@@ -145,7 +147,8 @@ class SinkLoop:
             self.consumer.close()
         except (KafkaException, RuntimeError) as exc:
             log.warning("consumer close: %s", exc)
-        self.producer.flush(5.0)
+        if self._producer is not None:
+            self._producer.flush(5.0)
         self._executor.shutdown(wait=True)
 
     # -- consuming -----------------------------------------------------------------------
@@ -179,6 +182,7 @@ class SinkLoop:
             return True
         tp = (topic, partition)
         if offset <= self.stored_through.get(tp, -1):
+            self.metrics.messages.labels(topic).inc()
             self.metrics.replayed_messages.inc()
             self.buffer.complete(topic, partition, offset)
             return True
@@ -231,7 +235,7 @@ class SinkLoop:
 
     def _produce_dead_letter(self, letter: DeadLetter, key: bytes | str | None) -> None:
         try:
-            self.producer.produce(
+            self.producer().produce(
                 self.dlq_topic,
                 value=codec.encode(letter),
                 key=key,
@@ -242,7 +246,14 @@ class SinkLoop:
             # The letter is stored in ClickHouse with this batch anyway; only the copy is lost.
             self.metrics.dlq_failures.inc()
             log.warning("dead letter not produced to %s: %s", self.dlq_topic, exc)
-        self.producer.poll(0)
+        else:
+            self.metrics.dlq_messages.labels("sink").inc()
+        self.producer().poll(0)
+
+    def producer(self) -> Producer:
+        if self._producer is None:
+            self._producer = self._make_producer()
+        return self._producer
 
     def _dlq_delivered(self, err: KafkaError | None, _msg: Message) -> None:
         if err is not None:
@@ -315,7 +326,7 @@ class SinkLoop:
             try:
                 flight.future.result()
             except WriteAbortedError:
-                continue
+                continue  # only after _abandon(), whose callers reset the consumer position
             except Exception:
                 # A bug, not ClickHouse: keep the rows and offsets, try again after a pause.
                 log.exception("storing a batch failed unexpectedly; retrying it")

@@ -27,6 +27,12 @@ class SinkMetrics:
             ["topic"],
             registry=registry,
         )
+        self.dlq_messages = Counter(
+            "liqwatch_dlq_messages_total",
+            "Records sent to the dead-letter topic, by the component that dropped them.",
+            ["source"],
+            registry=registry,
+        )
         self.rejected_rows = Counter(
             "liqwatch_sink_rejected_rows_total",
             "Decoded records ClickHouse refused, stored as dead letters instead, per table",

@@ -29,6 +29,8 @@ from sinks.metrics import SinkMetrics
 from sinks.settings import SinkSettings
 from sinks.writer import BatchWriter, ClickHouseHealth
 
+__all__ = ["SinkSettings", "main", "run_sink"]
+
 log = logging.getLogger(__name__)
 
 
@@ -67,68 +69,86 @@ def run_sink(
     """Consume until ``stop`` is set, then store and commit what is held and return."""
     registry = registry if registry is not None else CollectorRegistry()
     metrics = SinkMetrics(registry)
-    client = _open_clickhouse(settings, stop)
-    if client is None:
-        return
+    holder: list[SinkLoop] = []  # filled once ClickHouse answers; probes read it meanwhile
+    server = _health_server(settings, registry, holder)
+    try:
+        clients = _open_clickhouse(settings, stop)
+        if clients is None:
+            return
+        holder.append(_build_loop(settings, clients, metrics))
+        log.info(
+            "sink: %s -> %s database %s",
+            ", ".join(Topics(settings.kafka.topic_prefix).all),
+            redact(settings.clickhouse.url),
+            settings.clickhouse.database,
+        )
+        try:
+            holder[0].run(stop)
+        finally:
+            for client in clients:
+                client.close()
+    finally:
+        server.stop()
+
+
+def _build_loop(settings: SinkSettings, clients: list[Client], metrics: SinkMetrics) -> SinkLoop:
     topics = Topics(settings.kafka.topic_prefix)
     health = ClickHouseHealth(up=True)
     metrics.clickhouse_up.set(1)
-    # One connection per batch in flight: a clickhouse-connect client runs one request at a time.
-    clients = [
-        client,
-        *(connect(settings.clickhouse) for _ in range(settings.max_inflight_batches - 1)),
-    ]
     writers = [
         BatchWriter(
-            Store(c, settings.clickhouse.database),
+            Store(client, settings.clickhouse.database),
             metrics,
             health,
             settings.group_id,
             retry_initial_s=settings.retry_initial_s,
             retry_max_s=settings.retry_max_s,
         )
-        for c in clients
+        for client in clients
     ]
-    loop = SinkLoop(
+    return SinkLoop(
         settings,
         Consumer(consumer_config(settings)),
-        Producer(producer_config(settings)),
+        lambda: Producer(producer_config(settings)),
         writers,
         metrics,
         roles=topic_roles(topics),
         dlq_topic=topics.dlq,
     )
-    server = _health_server(settings, registry, loop)
-    log.info(
-        "sink: %s -> %s database %s",
-        ", ".join(topics.all),
-        redact(settings.clickhouse.url),
-        settings.clickhouse.database,
-    )
-    try:
-        loop.run(stop)
-    finally:
-        server.stop()
-        for c in clients:
-            c.close()
 
 
-def _open_clickhouse(settings: SinkSettings, stop: StopFlag) -> Client | None:
-    """Connect (and migrate if configured), retrying while ClickHouse is not up yet."""
+def _open_clickhouse(settings: SinkSettings, stop: StopFlag) -> list[Client] | None:
+    """One client per batch in flight (a client runs one request at a time), after migrating
+    if configured; retried while ClickHouse is not up yet. None if stopped meanwhile."""
     delay = settings.retry_initial_s
     while not stop.is_set():
+        clients: list[Client] = []
         try:
-            client = connect(settings.clickhouse, connect_timeout=5.0)
+            for _ in range(settings.max_inflight_batches):
+                clients.append(
+                    connect(
+                        settings.clickhouse,
+                        connect_timeout=5.0,
+                        send_receive_timeout=settings.request_timeout_s,
+                    )
+                )
             if settings.migrate_on_start:
-                migrate(client, settings.clickhouse.database, settings.retention)
-            return client
+                migrate(clients[0], settings.clickhouse.database, settings.retention)
+            return clients
         except SchemaTooNewError:
+            _close(clients)
             raise
         except Exception as exc:
+            _close(clients)
             log.warning("ClickHouse not ready (%s); retrying in %.1fs", exc, delay)
         _sleep(stop, delay)
         delay = min(delay * 2, settings.retry_max_s)
     return None
+
+
+def _close(clients: list[Client]) -> None:
+    for client in clients:
+        client.close()
 
 
 def _sleep(stop: StopFlag, seconds: float) -> None:
@@ -138,17 +158,20 @@ def _sleep(stop: StopFlag, seconds: float) -> None:
 
 
 def _health_server(
-    settings: SinkSettings, registry: CollectorRegistry, loop: SinkLoop
+    settings: SinkSettings, registry: CollectorRegistry, holder: list[SinkLoop]
 ) -> HealthServer:
     port = settings.metrics_port
     if port is None:
         port = settings.observability.metrics_port
+
+    def live() -> tuple[bool, str]:
+        return is_alive(holder[0]) if holder else (True, "connecting to ClickHouse")
+
+    def ready() -> tuple[bool, str]:
+        return is_ready(holder[0]) if holder else (False, "connecting to ClickHouse")
+
     return HealthServer(
-        registry,
-        host=settings.observability.metrics_host,
-        port=port,
-        live=lambda: is_alive(loop),
-        ready=lambda: is_ready(loop),
+        registry, host=settings.observability.metrics_host, port=port, live=live, ready=ready
     ).start()
 
 

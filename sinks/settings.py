@@ -45,6 +45,8 @@ class SinkSettings(BaseSettings):
     # assignment: the first rows per partition whose liquidations are checked one by one
     # against the table before insert. None = buffer_max_rows (the most one batch can hold).
     replay_check_rows: int | None = Field(default=None, ge=0)
+    # Longest wait for one ClickHouse request (an insert of a whole batch) before retrying it.
+    request_timeout_s: float = Field(default=120.0, gt=0)
     poll_max_messages: int = Field(default=2_000, ge=1)
     fetch_queue_kbytes: int = Field(default=32_768, ge=1)
     session_timeout_ms: int = Field(default=10_000, ge=1)

@@ -8,18 +8,19 @@ scales them from the BTC values with ``usd_scale``.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import msgspec
 
 from liqwatch.schema import Intensity
 
 
-class GridConfig(msgspec.Struct, frozen=True, kw_only=True):
+class GridConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     bucket_bp: float = 10.0  # width of one price bucket, in basis points (log-spaced grid)
     span_log: float = 0.7  # the grid covers price × e^±span_log around its centre (×0.5 … ×2)
 
 
-class ModelConfig(msgspec.Struct, frozen=True, kw_only=True):
+class ModelConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Estimated liquidation levels from open-interest changes."""
 
     # (leverage, share of new open interest)
@@ -38,12 +39,12 @@ class ModelConfig(msgspec.Struct, frozen=True, kw_only=True):
     direction_full_bp: float = 10.0  # move (bp) at which the bias is fully applied
 
 
-class RealizedConfig(msgspec.Struct, frozen=True, kw_only=True):
+class RealizedConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     timeframes_s: tuple[int, int, int] = (60, 300, 3600)  # decay time constants
     tumbling_s: int = 60  # exact totals per window, emitted as HeatmapSnapshot
 
 
-class ClusterConfig(msgspec.Struct, frozen=True, kw_only=True):
+class ClusterConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     window_pct: float = 6.0  # density distribution taken within ±window_pct of price
     smooth_buckets: int = 3  # boxcar smoothing of the density before scoring
     z_dim: float = 1.5
@@ -55,6 +56,7 @@ class ClusterConfig(msgspec.Struct, frozen=True, kw_only=True):
     dissolve_ratio: float = 0.5  # an announced cluster below this share of its peak dissolved
     eval_ms: int = 1000  # how often clusters are recomputed (event time)
     reach_pct: float = 5.0  # cluster-shift alerts only for clusters this close to price
+    form_window_s: int = 600  # "formed" only for clusters that appeared this recently
     dominant_margin: float = 1.25  # a new dominant cluster must beat the old one by this factor
     miss_evals: int = 3  # evaluations a cluster may be missing before it counts as gone
 
@@ -62,23 +64,23 @@ class ClusterConfig(msgspec.Struct, frozen=True, kw_only=True):
         return {Intensity.DIM: self.z_dim, Intensity.MEDIUM: self.z_medium}.get(tier, self.z_bright)
 
 
-class ApproachConfig(msgspec.Struct, frozen=True, kw_only=True):
+class ApproachConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     distance_pct: float = 0.5  # price within this distance of a bright cluster's near edge
     invalidation_pct: float = 1.5  # price moving this far away from the cluster invalidates
     ttl_s: int = 1800  # unresolved approaches expire after this
     rearm_pct: float = 1.5  # after resolving, price must leave this far before re-alerting
 
 
-class SweepConfig(msgspec.Struct, frozen=True, kw_only=True):
+class SweepConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     min_tier: Intensity = Intensity.MEDIUM  # clusters at least this intense can be swept
     confirm_window_s: int = 10  # T: realized liquidations in the band within ±T s confirm
     confirm_share: float = 0.3  # realized ≥ share × estimated notional consumed
     confirm_min_usd: float = 100_000.0  # … or at least this much realized in the band
-    sampled_busy_seconds: int = 6  # … or a sampled feed showed band liquidations in 3 seconds
+    sampled_busy_seconds: int = 6  # … or a sampled feed showed band liquidations in 6 seconds
     alert_unconfirmed: bool = False  # unconfirmed sweeps are signals only, not alerts
 
 
-class CascadeConfig(msgspec.Struct, frozen=True, kw_only=True):
+class CascadeConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     window_s: int = 10  # W: sliding window of realized notional
     bin_ms: int = 100  # resolution of the sliding window
     floor_usd: float = 2_000_000.0
@@ -94,7 +96,7 @@ class CascadeConfig(msgspec.Struct, frozen=True, kw_only=True):
     implied_min_seconds: int = 3  # sampled feed busy for this many seconds ⇒ trust the OI fall
 
 
-class PressureConfig(msgspec.Struct, frozen=True, kw_only=True):
+class PressureConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     enter: float = 2.0  # |pressure| ≥ enter ⇒ directional
     exit: float = 1.0  # |pressure| < exit ⇒ neutral again (hysteresis)
     history: int = 240  # samples of (short − long) kept per timeframe, one per timeframe / 4
@@ -103,14 +105,14 @@ class PressureConfig(msgspec.Struct, frozen=True, kw_only=True):
     invalidation_pct: float = 1.0
 
 
-class KeyLevelConfig(msgspec.Struct, frozen=True, kw_only=True):
+class KeyLevelConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     levels: tuple[float, ...] = ()
     band_pct: float = 0.3  # band around each level
     min_usd: float = 500_000.0  # 1 m realized notional inside the band that counts as a spike
     rearm_ratio: float = 0.5  # re-armed once activity falls below this share of min_usd
 
 
-class StalenessConfig(msgspec.Struct, frozen=True, kw_only=True):
+class StalenessConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     # Expected gap between two messages from a venue (any channel of that venue).
     cadence_ms: dict[str, int] = msgspec.field(
         default_factory=lambda: {
@@ -127,7 +129,7 @@ class StalenessConfig(msgspec.Struct, frozen=True, kw_only=True):
     min_stale_ms: int = 10_000
 
 
-class AssetConfig(msgspec.Struct, frozen=True, kw_only=True):
+class AssetConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     grid: GridConfig = msgspec.field(default_factory=GridConfig)
     model: ModelConfig = msgspec.field(default_factory=ModelConfig)
     realized: RealizedConfig = msgspec.field(default_factory=RealizedConfig)
@@ -158,7 +160,7 @@ DEFAULT_USD_SCALE: dict[str, float] = {"BTC": 1.0, "ETH": 0.5, "SOL": 0.15, "XRP
 OTHER_ASSET_SCALE = 0.05
 
 
-class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
+class EngineConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     assets: dict[str, AssetConfig] = msgspec.field(default_factory=dict)
     fallback: AssetConfig = msgspec.field(default_factory=lambda: AssetConfig().scaled(0.05))
 
@@ -170,6 +172,17 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
 
     def for_asset(self, asset: str) -> AssetConfig:
         return self.assets.get(asset, self.fallback)
+
+    @classmethod
+    def from_overrides(cls, overrides: dict[str, Any]) -> EngineConfig:
+        """The defaults with per-asset changes, e.g. from a settings file:
+        ``{"BTC": {"cascade": {"floor_usd": 3e6}}, "*": {"sweep": {"confirm_window_s": 5}}}``
+        ("*" changes every asset). Unknown names fail with msgspec's message naming them."""
+        base = cls.default()
+        every = overrides.get("*", {})
+        names = set(base.assets) | {a for a in overrides if a != "*"}
+        assets = {a: _merged(base.for_asset(a), every, overrides.get(a, {})) for a in sorted(names)}
+        return cls(assets=assets, fallback=_merged(base.fallback, every, {}))
 
     def with_key_levels(self, levels: dict[str, list[float]]) -> EngineConfig:
         """Adds the users' key levels (from settings) to the per-asset configs."""
@@ -184,6 +197,17 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
         """Raises ValueError naming the first setting that cannot work."""
         for name, cfg in [*self.assets.items(), ("<fallback>", self.fallback)]:
             _validate_asset(name, cfg)
+
+
+def _merged(cfg: AssetConfig, *changes: dict[str, Any]) -> AssetConfig:
+    data = msgspec.to_builtins(cfg)
+    for change in changes:
+        for section, values in change.items():
+            if isinstance(values, dict) and isinstance(data.get(section), dict):
+                data[section] = {**data[section], **values}
+            else:
+                data[section] = values
+    return msgspec.convert(data, AssetConfig)
 
 
 def _validate_asset(name: str, cfg: AssetConfig) -> None:

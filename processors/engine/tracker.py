@@ -5,7 +5,8 @@ hysteresis (``clusters.tier_for``), and a cluster must be missing for ``miss_eva
 before it counts as gone, so nothing flaps. Shift events, for clusters within ``reach_pct`` of
 price that price has not entered:
 
-* formed: a cluster reaches bright (announced once);
+* formed: a cluster reaches bright within ``form_window_s`` of first appearing (new
+  positions piled in; an old band that only looks brighter because price moved is not news);
 * grew / faded: an announced cluster moves up / down an intensity tier;
 * dissolved: an announced cluster disappears, or falls below ``dissolve_ratio`` of its peak
   notional, without price having entered it (it must reach bright again to re-form);
@@ -157,7 +158,8 @@ class ClusterTracker:
         if c.tier is None or c.ever_touched or not self.in_reach(c, price):
             return []
         if not c.announced:
-            if c.tier is Intensity.BRIGHT and not c.retired:
+            young = now - c.first_seen <= self.cfg.form_window_s * 1000
+            if c.tier is Intensity.BRIGHT and young and not c.retired:
                 c.announced = True
                 c.band_lo, c.band_hi = c.lo, c.hi
                 c.band_usd = c.peak_usd = c.notional

@@ -5,8 +5,9 @@ heartbeat, and hands every frame to ``on_frame(venue, channel, ts_recv, frame_by
 reconnects and resubscribes after errors and closes (exponential backoff with jitter, reset
 after a stable session), when the stream goes stale (no data frame for ``stale_after_s``),
 when a heartbeat goes unanswered, and before the venue's connection lifetime ends. The
-lifetime rollover is make-before-break: the replacement is connected and subscribed before the
-old connection is closed (frames seen on both are deduplicated downstream by ``event_id``).
+lifetime rollover is make-before-break: the replacement is connected and subscribed, both are
+read until the new one has delivered data for a grace period, then the old one is closed
+(frames seen on both are deduplicated downstream by ``event_id``).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class ConnectionPolicy:
     open_timeout_s: float = 10.0
     tick_s: float = 1.0  # how often the supervisor checks staleness, heartbeats, lifetime
     lifetime_margin_s: float = 600.0  # roll over this long before the venue would cut us
+    handover_grace_s: float = 2.0  # the old connection is read this long after the new one has data
 
 
 class Backoff:
@@ -79,6 +81,25 @@ class SessionState:
     last_ping: float = 0.0
     awaiting_pong_since: float | None = None
     rpc_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1_000_000))
+
+
+@dataclass
+class Retiring:
+    """The previous connection during a make-before-break handover: still read until the new
+    connection has delivered data for ``handover_grace_s``, then closed."""
+
+    ws: ClientConnection
+    reader: asyncio.Task[None]
+    close_at: float | None = None
+    done: bool = False
+
+    async def retire(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        self.reader.cancel()
+        await asyncio.gather(self.reader, return_exceptions=True)
+        await _close(self.ws)
 
 
 class _Probe(msgspec.Struct):
@@ -124,21 +145,23 @@ class VenueConnection:
     async def run(self, stop: asyncio.Event) -> None:
         """Until ``stop`` is set: connect, serve, reconnect. Never raises on network trouble."""
         ws: ClientConnection | None = None
+        retiring: Retiring | None = None
         while not stop.is_set():
             started = self.clock()
             state: SessionState | None = None
             try:
                 ws = ws or await self._open()
                 state = self._new_state()
-                reason, ws = await self._serve(ws, state, stop)
+                reason, ws, retiring = await self._serve(ws, state, stop, retiring)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # network, TLS, protocol, a callback bug: reconnect
                 log.warning(
                     "%s %s: %s: %s", self.venue, self.endpoint.name, type(exc).__name__, exc
                 )
-                reason, ws = "error", None
-            self._set_connected(0)
+                reason, ws, retiring = "error", None, None
+            if ws is None:  # after a lifetime rollover the replacement is connected
+                self._set_connected(0)
             if stop.is_set() or reason == "stop":
                 break
             self._count_reconnect(reason)
@@ -146,6 +169,8 @@ class VenueConnection:
                 self.backoff.reset()
             if ws is None:  # a lifetime rollover already holds the next connection
                 await wait_or_stop(stop, self.backoff.next_delay())
+        if retiring is not None:
+            await retiring.retire()
         if ws is not None:
             await _close(ws)
 
@@ -173,35 +198,47 @@ class VenueConnection:
         try:
             for message in self.endpoint.subscribe:
                 await ws.send(message)
-        except Exception:
-            await _close(ws)
+        except BaseException:  # also cancelled mid-subscribe: do not leak the socket
+            ws.transport.abort()
             raise
         log.info("%s %s connected and subscribed", self.venue, self.endpoint.name)
         self._set_connected(1)
         return ws
 
     async def _serve(
-        self, ws: ClientConnection, state: SessionState, stop: asyncio.Event
-    ) -> tuple[str, ClientConnection | None]:
-        """Reads until the session ends; returns why, and the replacement if one is open."""
+        self,
+        ws: ClientConnection,
+        state: SessionState,
+        stop: asyncio.Event,
+        retiring: Retiring | None,
+    ) -> tuple[str, ClientConnection | None, Retiring | None]:
+        """Reads until the session ends; returns why, the replacement if one is open, and
+        this connection if it must still be read during the handover."""
         reader = asyncio.create_task(self._read(ws, state))
-        supervisor = asyncio.create_task(self._supervise(ws, state, stop))
+        supervisor = asyncio.create_task(self._supervise(ws, state, stop, retiring))
+        outcome: tuple[str, ClientConnection | None] | None = None
         try:
             done, _ = await asyncio.wait({reader, supervisor}, return_when=asyncio.FIRST_COMPLETED)
+            if supervisor in done and supervisor.exception() is None:
+                outcome = supervisor.result()
         finally:
-            for task in (reader, supervisor):
+            handing_over = outcome is not None and outcome[0] == "lifetime"
+            tasks = (supervisor,) if handing_over else (supervisor, reader)
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(reader, supervisor, return_exceptions=True)
-        if supervisor in done and not supervisor.cancelled() and supervisor.exception() is None:
-            reason, replacement = supervisor.result()
-        else:
-            failed = reader if reader in done else supervisor
-            error = failed.exception() if not failed.cancelled() else None
-            if error is not None and not isinstance(error, websockets.ConnectionClosed):
-                raise error
-            reason, replacement = "closed", None
-        await _close(ws)
-        return reason, replacement
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if retiring is not None:
+                await retiring.retire()
+            if not handing_over:
+                await _close(ws)  # this connection is done
+        if outcome is not None:
+            reason, replacement = outcome
+            return reason, replacement, Retiring(ws, reader) if handing_over else None
+        failed = reader if reader in done else supervisor
+        error = failed.exception() if failed in done else None
+        if error is not None and not isinstance(error, websockets.ConnectionClosed):
+            raise error
+        return "closed", None, None
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -257,7 +294,11 @@ class VenueConnection:
     # --- supervising ------------------------------------------------------------------------
 
     async def _supervise(
-        self, ws: ClientConnection, state: SessionState, stop: asyncio.Event
+        self,
+        ws: ClientConnection,
+        state: SessionState,
+        stop: asyncio.Event,
+        retiring: Retiring | None,
     ) -> tuple[str, ClientConnection | None]:
         policy = self.policy
         deadline = None
@@ -279,8 +320,19 @@ class VenueConnection:
             if not await self._keep_alive(ws, state, now):
                 log.warning("%s %s: heartbeat unanswered", self.venue, self.endpoint.name)
                 return "heartbeat", None
+            if retiring is not None:
+                await self._hand_over(retiring, state, now)
             if deadline is not None and now >= deadline:
-                return "lifetime", await self._open()  # the old one keeps reading meanwhile
+                return "lifetime", await self._open()  # this one keeps reading meanwhile
+
+    async def _hand_over(self, retiring: Retiring, state: SessionState, now: float) -> None:
+        """Closes the previous connection once this one has delivered data for a grace
+        period (both are read meanwhile; duplicates share event ids), or when it never does."""
+        if retiring.close_at is None and state.data_frames:
+            retiring.close_at = now + self.policy.handover_grace_s
+        overdue = now - state.started > self.policy.stale_after_s
+        if overdue or (retiring.close_at is not None and now >= retiring.close_at):
+            await retiring.retire()
 
     async def _keep_alive(self, ws: ClientConnection, state: SessionState, now: float) -> bool:
         """Sends the venue's ping when due; False when a ping went unanswered too long."""

@@ -29,6 +29,7 @@ class LiveSettings(BaseSettings):
     stale_after_s: float | None = Field(default=None, gt=0)
     lifetime_s: float | None = Field(default=None, gt=0)
     lifetime_margin_s: float = Field(default=600.0, ge=0)
+    handover_grace_s: float = Field(default=2.0, ge=0)
     backoff_base_s: float = Field(default=1.0, gt=0)
     backoff_cap_s: float = Field(default=60.0, gt=0)
     stable_after_s: float = Field(default=30.0, ge=0)
@@ -70,4 +71,5 @@ class LiveSettings(BaseSettings):
             open_timeout_s=self.open_timeout_s,
             tick_s=self.tick_s,
             lifetime_margin_s=self.lifetime_margin_s,
+            handover_grace_s=self.handover_grace_s,
         )

@@ -99,7 +99,9 @@ def migrate(client: Client, database: str, retention: RetentionSettings | None =
     """Bring ``database`` to the latest schema; return the versions applied by this call.
 
     ``retention`` (default: from ``LIQWATCH_CLICKHOUSE_*_TTL_DAYS``) sets table TTLs; TTLs
-    of existing tables are changed to match when they differ.
+    of existing tables are changed to match when they differ. A client without a default
+    database (``connect`` selects one only if it existed) gets ``database`` as its default,
+    so queries that name tables alone work right after the first migration.
     """
     check_identifier(database)
     retention = retention if retention is not None else RetentionSettings()
@@ -115,6 +117,8 @@ def migrate(client: Client, database: str, retention: RetentionSettings | None =
         _apply(client, database, migration, retention)
         done.append(migration.version)
     apply_retention(client, database, retention)
+    if client.database is None:
+        client.database = database
     return done
 
 

@@ -102,3 +102,29 @@ async def test_server_error_responses_are_retried_until_accepted(
     (record,) = harness.records
     assert (record.status, record.attempts) == (DeliveryStatus.SENT, 2)
     assert len(server.requests) == 2
+
+
+async def test_a_failed_delivery_is_retried_by_a_replay(make_dispatcher: MakeDispatcher) -> None:
+    calls = {"n": 0}
+
+    def down_then_up(_request: object) -> tuple[int, dict[str, str], bytes]:
+        calls["n"] += 1
+        return (500, {}, b"down") if calls["n"] <= 3 else (200, {}, b"{}")
+
+    server = RecordingServer(responder=down_then_up).start()
+    try:
+        harness = await make_dispatcher([f"json://127.0.0.1:{server.port}/hook"])
+        alert = make_alert()
+        harness.dispatcher.submit(alert)
+        assert await harness.dispatcher.join(20)
+        harness.dispatcher.submit(alert)  # Kafka redelivers after the failure
+        assert await harness.dispatcher.join(20)
+        harness.dispatcher.submit(alert)  # and once more: now it is a replay
+        assert await harness.dispatcher.join(20)
+    finally:
+        server.stop()
+    assert [(r.status, r.attempts) for r in harness.records] == [
+        (DeliveryStatus.FAILED, 3),
+        (DeliveryStatus.SENT, 1),
+    ]
+    assert len(server.requests) == 4

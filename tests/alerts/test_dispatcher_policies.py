@@ -4,13 +4,15 @@ follow-up ordering, completion callbacks."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from collections.abc import Iterator
 
 import pytest
 
-from alerts.delivery import NO_TARGETS
+from alerts.delivery import NO_TARGETS, DeliveryConfig
+from alerts.jobs import STOPPED
 from alerts.router import FOLDED, QUIET
 from alerts.samples import sample_updates
 from alerts.sender import Attachment
@@ -121,3 +123,30 @@ async def test_a_failing_png_renderer_does_not_stop_the_alert(
     (message,) = smtp_server.wait_for(1)
     assert "image/png" not in {p.get_content_type() for p in message.walk()}
     assert harness.records[0].status is DeliveryStatus.SENT
+
+
+async def test_stop_records_unfinished_work_and_never_reports_it_done(
+    make_dispatcher: MakeDispatcher,
+) -> None:
+    def slow(_request: Recorded) -> tuple[int, dict[str, str], bytes]:
+        time.sleep(2.0)
+        return 200, {}, b"{}"
+
+    server = RecordingServer(responder=slow).start()
+    try:
+        config = DeliveryConfig(max_in_flight=1, per_target=1)
+        harness = await make_dispatcher([f"json://127.0.0.1:{server.port}/h"], config=config)
+        done: list[str] = []
+        for i in range(3):
+            alert = make_alert(alert_id=f"s{i}", asset=f"A{i}")
+            harness.dispatcher.submit(alert, on_done=functools.partial(done.append, f"s{i}"))
+        await asyncio.sleep(0.3)  # s0 is being sent, s1 waits for a slot, s2 is queued
+        await harness.dispatcher.stop(drain_timeout_s=0.2)
+    finally:
+        server.stop()
+    assert done == []  # a Kafka consumer will read them again
+    assert sorted((r.alert_id, r.status, r.error) for r in harness.records) == [
+        ("s0", DeliveryStatus.FAILED, STOPPED),
+        ("s1", DeliveryStatus.FAILED, STOPPED),
+        ("s2", DeliveryStatus.FAILED, STOPPED),
+    ]

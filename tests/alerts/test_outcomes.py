@@ -84,6 +84,7 @@ def test_marks_of_one_venue_per_asset_until_it_falls_silent() -> None:
 def test_alerts_without_direction_are_not_tracked_and_pending_is_bounded() -> None:
     tracker = OutcomeTracker(max_pending=2)
     assert not tracker.track(make_alert(invalidation=63_310.0, side=None))
+    assert not tracker.track(make_alert(price_at_alert=0.0))
     for i in range(3):
         tracker.track(make_alert(alert_id=f"a{i}"))
     assert tracker.pending == 2 and tracker.dropped == 1

@@ -135,3 +135,13 @@ def test_match_returns_only_routes_whose_conditions_hold() -> None:
     assert [r.name for r in router.match(make_alert())] == ["cascades"]
     assert [r.name for r in router.match(make_alert(kind=AlertKind.SWEEP))] == ["sweeps"]
     assert router.match(make_alert(kind=AlertKind.PRESSURE)) == []
+
+
+def test_the_same_alert_id_always_gets_the_same_decision() -> None:
+    router, route = _router("    cooldown_s: 300\n    dedupe_window_s: 600\n")
+    alert = _at(0)
+    assert router.decide(alert, route).send
+    assert router.decide(alert, route).send  # a replay retrying a failed target
+    later = router.decide(_at(1, subkind=alert.subkind), route)
+    assert not later.send
+    assert router.decide(_at(1, subkind=alert.subkind), route) == later

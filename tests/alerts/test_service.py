@@ -245,3 +245,19 @@ def test_a_burst_waits_for_the_dispatcher_instead_of_overflowing(
     assert full == 0  # paused consumption instead of refusing
     ids = {json.loads(r.json()["message"])["alert_id"] for r in hook.requests}
     assert ids == {f"burst{i}" for i in range(12)}
+
+
+def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LIQWATCH_ALERTER_OUTCOME_HORIZONS_MIN", "5, 30")
+    monkeypatch.setenv("LIQWATCH_ALERTER_QUEUE_SIZE", "50")
+    monkeypatch.setenv("LIQWATCH_KAFKA_TOPIC_PREFIX", "desk.")
+    monkeypatch.setenv("LIQWATCH_NOTIFY_URLS", "json://a.example.com/x json://b.example.com/y")
+    settings = AlerterSettings()
+    assert settings.outcome_horizons_min == [5, 30]
+    assert settings.delivery_config().queue_size == 50
+    assert settings.kafka.topic_prefix == "desk."
+    assert [u.get_secret_value() for u in settings.notify.all_urls()][1].endswith("/y")
+    assert "example.com" not in repr(settings.notify)
+    monkeypatch.setenv("LIQWATCH_ALERTER_QUEUE_SIZE", "0")
+    with pytest.raises(ValueError, match="queue_size"):
+        AlerterSettings()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable
+from typing import TypeVar
 
 import msgspec
 
@@ -18,7 +19,7 @@ from liqwatch.schema import (
     Side,
     Venue,
 )
-from processors.engine import AssetConfig, Engine, EngineConfig
+from processors.engine import AssetConfig, Engine, EngineConfig, Output
 
 T0 = 1_760_000_000_000
 _ids = itertools.count()
@@ -106,7 +107,7 @@ def config(**sections: dict[str, object]) -> EngineConfig:
     )
 
 
-Output = object
+T = TypeVar("T")
 
 
 class Driver:
@@ -141,14 +142,14 @@ class Driver:
 
     def updates(self, alert_id: str | None = None) -> list[AlertUpdate]:
         return [
-            o
-            for o in self.outputs
-            if isinstance(o, AlertUpdate) and alert_id in (None, o.alert_id)
+            o for o in self.outputs if isinstance(o, AlertUpdate) and alert_id in (None, o.alert_id)
         ]
 
-    def of(self, type_: type) -> list[object]:
+    def of(self, type_: type[T]) -> list[T]:
         return [o for o in self.outputs if isinstance(o, type_)]
 
 
-def quiet_marks(start: int, end: int, price: float, step: int = 1000, **kw: object) -> list[MarkPrice]:
+def quiet_marks(
+    start: int, end: int, price: float, step: int = 1000, **kw: object
+) -> list[MarkPrice]:
     return [mark(t, price, **kw) for t in range(start, end, step)]  # type: ignore[arg-type]

@@ -32,7 +32,7 @@ def burst(start: int, seconds: float, usd_per_100ms: float, side: Side = Side.LO
 
 
 def phases(d: Driver) -> list[CascadePhase]:
-    return [s.phase for s in d.of(CascadeSignal)]  # type: ignore[attr-defined]
+    return [s.phase for s in d.of(CascadeSignal)]
 
 
 def test_lifecycle_started_escalated_ended_with_final_stats() -> None:
@@ -61,7 +61,7 @@ def test_lifecycle_started_escalated_ended_with_final_stats() -> None:
     assert ended[0].details["duration_s"] == pytest.approx(10, abs=1.5)
     assert ended[0].details["price_move_pct"] < -0.9
     final = d.of(CascadeSignal)[-1]
-    assert final.peak_rate_usd_s == pytest.approx(1e6)  # type: ignore[attr-defined]
+    assert final.peak_rate_usd_s == pytest.approx(1e6)
 
 
 def test_activity_hovering_at_the_threshold_does_not_flap() -> None:
@@ -78,8 +78,8 @@ def test_activity_hovering_at_the_threshold_does_not_flap() -> None:
     assert phases(d).count(CascadePhase.STARTED) == 1
     assert phases(d).count(CascadePhase.ENDED) == 1
     assert len(d.alerts("cascade")) == 1
-    ended = next(s for s in d.of(CascadeSignal) if s.phase is CascadePhase.ENDED)  # type: ignore[attr-defined]
-    assert ended.duration_ms >= 115_000  # type: ignore[attr-defined]
+    ended = next(s for s in d.of(CascadeSignal) if s.phase is CascadePhase.ENDED)
+    assert ended.duration_ms >= 115_000
 
 
 def test_a_whale_is_not_a_cascade() -> None:
@@ -117,8 +117,8 @@ def test_sampled_feed_cascade_is_seen_through_the_open_interest_fall() -> None:
     """Binance shows one liquidation per second; the OI poll shows the real size."""
     d = Driver()
     contracts = 10_000.0
-    d.feed([*quiet_marks(T0, T0 + 60_000, P, venue=Venue.BINANCE),
-            *[oi(t, contracts, P, venue=Venue.BINANCE) for t in range(T0, T0 + 60_000, 10_000)]])  # fmt: skip
+    polls = [oi(t, contracts, P, venue=Venue.BINANCE) for t in range(T0, T0 + 60_000, 10_000)]
+    d.feed([*quiet_marks(T0, T0 + 60_000, P, venue=Venue.BINANCE), *polls])
     c0 = T0 + 60_000
     shown = [
         liq(c0 + s * 1000 + 300, Side.LONG, P, 80_000, venue=Venue.BINANCE,

@@ -99,27 +99,30 @@ def test_heatmap_snapshot_holds_exact_window_totals_and_levels() -> None:
     d.feed([
         *quiet_marks(w0, w0 + 121_000, P),
         oi(w0 + 1_000, 1000, P), oi(w0 + 2_000, 1100, P),
-        liq(w0 + 3_000, Side.LONG, P * 0.998, 250_000), liq(w0 + 4_000, Side.LONG, P * 0.998, 50_000),
+        liq(w0 + 3_000, Side.LONG, P * 0.998, 250_000),
+        liq(w0 + 4_000, Side.LONG, P * 0.998, 50_000),
         liq(w0 + 61_000, Side.SHORT, P * 1.001, 70_000),
     ])  # fmt: skip
-    snaps = [s for s in d.of(HeatmapSnapshot) if s.ts in (w0 + 60_000, w0 + 120_000)]  # type: ignore[attr-defined]
+    snaps = [s for s in d.of(HeatmapSnapshot) if s.ts in (w0 + 60_000, w0 + 120_000)]
     first, second = snaps
-    assert first.model == MODEL  # type: ignore[attr-defined]
-    assert sum(v for _, v in first.realized_long) == pytest.approx(300_000)  # type: ignore[attr-defined]
-    assert first.realized_short == []  # type: ignore[attr-defined]
-    assert sum(v for _, v in second.realized_short) == pytest.approx(70_000)  # type: ignore[attr-defined]
-    (i, _), *_ = first.realized_long  # type: ignore[attr-defined]
-    bucket_px = first.grid_origin * (1 + first.bucket_bp / 10_000) ** i  # type: ignore[attr-defined]
+    assert first.model == MODEL
+    assert sum(v for _, v in first.realized_long) == pytest.approx(300_000)
+    assert first.realized_short == []
+    assert sum(v for _, v in second.realized_short) == pytest.approx(70_000)
+    (i, _), *_ = first.realized_long
+    bucket_px = first.grid_origin * (1 + first.bucket_bp / 10_000) ** i
     assert bucket_px <= P * 0.998 < bucket_px * 1.001
-    estimated = sum(v for _, v in first.estimated_long) + sum(v for _, v in first.estimated_short)  # type: ignore[attr-defined]
+    estimated = sum(v for _, v in first.estimated_long) + sum(v for _, v in first.estimated_short)
     assert estimated == pytest.approx(100 * P, rel=1e-3)  # every tier is within ±25 %
-    assert any(c.layer is Layer.ESTIMATED for c in d.of(ClusterSnapshot))  # type: ignore[attr-defined]
+    assert any(c.layer is Layer.ESTIMATED for c in d.of(ClusterSnapshot))
 
 
 def test_pressure_alerts_on_the_transition_not_while_extreme() -> None:
     d = Driver(config(pressure={"min_samples": 4, "min_std_usd": 10_000.0}))
     d.feed(quiet_marks(T0, T0 + 120_000, P))
-    trickle = [liq(T0 + s * 1000, Side.LONG if s % 2 else Side.SHORT, P, 20_000) for s in range(120)]
+    trickle = [
+        liq(T0 + s * 1000, Side.LONG if s % 2 else Side.SHORT, P, 20_000) for s in range(120)
+    ]
     d.feed(trickle)
     t1 = T0 + 120_000
     d.feed([*quiet_marks(t1, t1 + 180_000, P),

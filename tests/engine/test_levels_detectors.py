@@ -70,15 +70,15 @@ def sweep_down(d: Driver, confirm: bool) -> None:
 def test_sweep_confirmed_by_realized_liquidations_in_the_band() -> None:
     d = built()
     sweep_down(d, confirm=True)
-    signals = [s for s in d.of(SweepSignal) if s.side is Side.LONG]  # type: ignore[attr-defined]
-    confirmed = [s for s in signals if s.confirmed]  # type: ignore[attr-defined]
+    signals = [s for s in d.of(SweepSignal) if s.side is Side.LONG]
+    confirmed = [s for s in signals if s.confirmed]
     assert len(confirmed) == 1
     s = confirmed[0]
-    assert s.band_lo < 96_500 < s.band_hi  # type: ignore[attr-defined]
-    assert s.estimated_notional_usd == pytest.approx(2.5e6, rel=1e-2)  # type: ignore[attr-defined]
-    assert s.realized_notional_usd >= 1e6  # type: ignore[attr-defined]
-    assert s.price_before > s.band_hi > s.band_lo > s.price_after  # type: ignore[attr-defined]
-    (alert,) = [a for a in d.alerts("sweep") if a.band_lo == s.band_lo]  # type: ignore[attr-defined]
+    assert s.band_lo < 96_500 < s.band_hi
+    assert s.estimated_notional_usd == pytest.approx(2.5e6, rel=1e-2)
+    assert s.realized_notional_usd >= 1e6
+    assert s.price_before > s.band_hi > s.band_lo > s.price_after
+    (alert,) = [a for a in d.alerts("sweep") if a.band_lo == s.band_lo]
     assert alert.subkind == "confirmed"
     assert alert.invalidation == alert.band_hi  # reclaiming the band undoes the sweep
 
@@ -86,10 +86,10 @@ def test_sweep_confirmed_by_realized_liquidations_in_the_band() -> None:
 def test_sweep_without_confirmation_is_a_signal_not_an_alert() -> None:
     d = built()
     sweep_down(d, confirm=False)
-    bright = [s for s in d.of(SweepSignal) if s.band_lo < 96_500 < s.band_hi]  # type: ignore[attr-defined]
+    bright = [s for s in d.of(SweepSignal) if s.band_lo < 96_500 < s.band_hi]
     assert len(bright) == 1
-    assert not bright[0].confirmed  # type: ignore[attr-defined]
-    assert bright[0].realized_notional_usd == 0  # type: ignore[attr-defined]
+    assert not bright[0].confirmed
+    assert bright[0].realized_notional_usd == 0
     assert d.alerts("sweep") == []
 
 
@@ -102,8 +102,8 @@ def test_approach_before_the_sweep_resolves_swept() -> None:
     d = built()
     sweep_down(d, confirm=True)
     (approach,) = [x for x in d.alerts("approach") if x.side is Side.LONG]
-    sweep = next(s for s in d.of(SweepSignal) if s.confirmed)  # type: ignore[attr-defined]
-    assert approach.created_at < sweep.ts  # type: ignore[attr-defined]
+    sweep = next(s for s in d.of(SweepSignal) if s.confirmed)
+    assert approach.created_at < sweep.ts
     distance = (approach.price_at_alert - approach.band_hi) / approach.price_at_alert  # type: ignore[operator]
     assert 0 < distance <= 0.005
     assert approach.invalidation > approach.price_at_alert
@@ -130,5 +130,7 @@ def test_approach_expires_after_its_time_to_live() -> None:
     aid = approach_id(d)
     (update,) = d.updates(aid)
     assert update.status is AlertStatus.EXPIRED
-    assert update.ts - next(a.created_at for a in d.alerts("approach")) == pytest.approx(60_000, abs=1000)
+    assert update.ts - next(a.created_at for a in d.alerts("approach")) == pytest.approx(
+        60_000, abs=1000
+    )
     assert len(d.alerts("approach")) == 1  # price still hovers there: not re-armed

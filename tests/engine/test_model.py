@@ -57,12 +57,12 @@ def test_open_interest_rise_lands_on_every_tier_with_its_weight() -> None:
 
 def test_price_direction_splits_new_open_interest() -> None:
     _, layer = make_layer()
-    up, flat, down = layer._long_share(np.array([0.002, 0.0, -0.0005]))  # noqa: SLF001
+    up, flat, down = layer._long_share(np.array([0.002, 0.0, -0.0005]))
     assert up == pytest.approx(0.7)  # a full 10 bp move or more applies the whole bias
     assert flat == pytest.approx(0.5)
     assert down == pytest.approx(0.4)  # half the move, half the bias
     _, even = make_layer(split="even")
-    assert even._long_share(np.array([0.01]))[0] == pytest.approx(0.5)  # noqa: SLF001
+    assert even._long_share(np.array([0.01]))[0] == pytest.approx(0.5)
 
 
 def test_fall_removes_proportionally_from_the_layer() -> None:
@@ -130,7 +130,12 @@ def observe(layer: EstimatedLayer, instrument: str, *rows: tuple[int, float, flo
 
 def test_linear_open_interest_counts_contracts_not_price_moves() -> None:
     _, layer = make_layer()
-    got, firsts = observe(layer, "BTC-USDT-PERP", (T0, 1000, 1000 * P, P), (T0 + 1, 1000, 1000 * 1.01 * P, 1.01 * P), (T0 + 2, 1010, 1010 * P, P))  # fmt: skip
+    rows = [
+        (T0, 1000, 1000 * P, P),
+        (T0 + 1, 1000, 1010 * P, 1.01 * P),
+        (T0 + 2, 1010, 1010 * P, P),
+    ]
+    got, firsts = observe(layer, "BTC-USDT-PERP", *rows)
     assert got.delta_usd.tolist() == pytest.approx([0.0, 10 * P])  # the first one is the baseline
     assert firsts == {0: 0}
     assert layer.total_oi_usd() == pytest.approx(1010 * P)

@@ -32,11 +32,13 @@ def restored_after(envelopes: list, split: int) -> tuple[list, Engine]:  # type:
 def test_restore_mid_cascade_gives_identical_outputs() -> None:
     envelopes = random_envelopes(seed=3)
     whole = Engine(EngineConfig.default())
-    outputs = []
+    outputs: list[object] = []
     split = None
     for i, events in enumerate(envelopes):
         out = whole.process(events)
-        started = [o for o in out if isinstance(o, CascadeSignal) and o.phase is CascadePhase.STARTED]
+        started = [
+            o for o in out if isinstance(o, CascadeSignal) and o.phase is CascadePhase.STARTED
+        ]
         if started and split is None:
             split = i + 1  # the cascade is live right after this envelope
             outputs = []

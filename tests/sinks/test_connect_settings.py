@@ -11,7 +11,7 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from liqwatch import codec
-from liqwatch.schema import Envelope, EventKind
+from liqwatch.schema import Envelope, EventKind, Liquidation, MarkPrice, OpenInterest
 from liqwatch.settings import ClickHouseSettings
 from liqwatch.stack._proc import free_port
 from sinks import wire
@@ -104,7 +104,11 @@ def test_sink_settings_reject_a_batch_larger_than_the_buffer() -> None:
 def test_fast_envelope_mirrors_the_schema_envelope() -> None:
     fields = [(x.name, x.required) for x in msgspec.structs.fields(Envelope)]
     assert [(x.name, x.required) for x in msgspec.structs.fields(wire.FastEnvelope)] == fields
-    events = [f.liquidation(1), f.open_interest(2), f.mark_price(3)]
+    events: list[Liquidation | OpenInterest | MarkPrice] = [
+        f.liquidation(1),
+        f.open_interest(2),
+        f.mark_price(3),
+    ]
     raw = codec.encode(
         Envelope(
             kind=EventKind.LIQUIDATION, asset="BTC", producer="p", seq=1, ts_flush=1, events=events

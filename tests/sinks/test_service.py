@@ -100,6 +100,7 @@ def test_every_topic_lands_in_its_table_and_offsets_are_committed(
         _check_health(sink.settings)
         assert sink.metric("liqwatch_sink_rows_total", table="liquidations") == 5_000
         assert sink.metric("liqwatch_sink_poison_messages_total", topic=topics.liquidations) == 1
+        assert sink.metric("liqwatch_dlq_messages_total", source="sink") == 1
         assert 0 < sink.metric("liqwatch_sink_buffer_rows_high_water") <= 3_000
 
     expected = {

@@ -12,8 +12,8 @@ CREATE TABLE IF NOT EXISTS ${db}.liquidations_1m
     asset LowCardinality(String) COMMENT 'Base asset',
     venue LowCardinality(String) COMMENT 'Exchange',
     side LowCardinality(String) COMMENT 'The position liquidated: long or short',
-    bucket_index Int32 COMMENT 'Bucket number on the global 10 bp grid: floor(ln(price) / ln(1.001)); toInt32(floor(bucket_index / 10)) gives ~1 % buckets' CODEC(Delta, ZSTD(1)),
-    bucket Float64 ALIAS pow(1.001, bucket_index) COMMENT 'Lower price of the bucket: 1.001 ^ bucket_index (upper: bucket * 1.001)',
+    bucket Float64 COMMENT 'Lower price of the 10 bp log bucket: 1.001 ^ bucket_index (upper: bucket * 1.001)' CODEC(ZSTD(1)),
+    bucket_index Int32 ALIAS toInt32(round(log(bucket) / log(1.001))) COMMENT 'Bucket number on the global grid: floor(ln(price) / ln(1.001)); toInt32(floor(bucket_index / 10)) gives ~1 % buckets',
     notional_usd SimpleAggregateFunction(sum, Float64) COMMENT 'Sum of notional_usd' CODEC(ZSTD(1)),
     qty SimpleAggregateFunction(sum, Float64) COMMENT 'Sum of qty (base units)' CODEC(ZSTD(1)),
     events SimpleAggregateFunction(sum, UInt64) COMMENT 'Number of liquidations' CODEC(ZSTD(1)),
@@ -21,7 +21,7 @@ CREATE TABLE IF NOT EXISTS ${db}.liquidations_1m
 )
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(ts_minute)
-ORDER BY (asset, ts_minute, venue, side, bucket_index)
+ORDER BY (asset, ts_minute, venue, side, bucket)
 ${aggregate_ttl}
 SETTINGS non_replicated_deduplication_window = 1000
 COMMENT '1-minute liquidation aggregates from the liquidations_1m_mv view. Merges are eventual: always sum(notional_usd) ... GROUP BY.';
@@ -32,7 +32,7 @@ AS SELECT
     asset,
     venue,
     side,
-    toInt32(floor(log(price) / log(1.001))) AS bucket_index,
+    pow(1.001, floor(log(price) / log(1.001))) AS bucket,
     sum(usd) AS notional_usd,
     sum(base) AS qty,
     toUInt64(count()) AS events,
@@ -42,17 +42,17 @@ FROM (SELECT ts_event, asset, venue, side, price, notional_usd AS usd, qty AS ba
       FROM ${db}.liquidations
       -- A bad price must not fail the whole insert: it stays in liquidations, not bucketed.
       WHERE price > 0 AND isFinite(price))
-GROUP BY ts_minute, asset, venue, side, bucket_index;
+GROUP BY ts_minute, asset, venue, side, bucket;
 
 -- Backfill rows written before this migration (a fresh database has none). The guard keeps a
 -- re-run after a crash between this statement and the version record from counting twice.
-INSERT INTO ${db}.liquidations_1m (ts_minute, asset, venue, side, bucket_index, notional_usd, qty, events, max_notional_usd)
+INSERT INTO ${db}.liquidations_1m (ts_minute, asset, venue, side, bucket, notional_usd, qty, events, max_notional_usd)
 SELECT
     toStartOfMinute(toDateTime(ts_event, 'UTC')) AS ts_minute,
     asset,
     venue,
     side,
-    toInt32(floor(log(price) / log(1.001))) AS bucket_index,
+    pow(1.001, floor(log(price) / log(1.001))) AS bucket,
     sum(usd) AS notional_usd,
     sum(base) AS qty,
     toUInt64(count()) AS events,
@@ -61,4 +61,4 @@ FROM (SELECT ts_event, asset, venue, side, price, notional_usd AS usd, qty AS ba
       FROM ${db}.liquidations FINAL
       WHERE price > 0 AND isFinite(price))
 WHERE (SELECT count() FROM ${db}.liquidations_1m) = 0
-GROUP BY ts_minute, asset, venue, side, bucket_index;
+GROUP BY ts_minute, asset, venue, side, bucket;
