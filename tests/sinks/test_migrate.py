@@ -2,6 +2,9 @@ from __future__ import annotations
 
 import pytest
 
+from liqwatch.settings import ClickHouseSettings
+from liqwatch.stack.chserver import ClickHouseServer
+from sinks.clickhouse.connect import connect
 from sinks.clickhouse.migrate import (
     MigrationError,
     SchemaTooNewError,
@@ -50,8 +53,6 @@ def test_migrate_creates_every_table_then_is_idempotent(backend: Backend) -> Non
     assert tables["cascades"] == "View"
 
     assert migrate(backend.client, backend.database) == []
-    if backend.name == "embedded":  # the shared engine's client had no default database
-        assert backend.client.command("SELECT count() FROM schema_migrations") > 0
     assert schema_version(backend.client, backend.database) == latest_version()
     # A second run must not record versions twice.
     count = backend.client.command(f"SELECT count() FROM {backend.database}.schema_migrations")
@@ -93,6 +94,20 @@ def test_tables_are_partitioned_by_month_and_use_codecs(migrated: Backend) -> No
     codecs = {str(name): str(codec) for name, codec in rows}
     assert "DoubleDelta" in codecs["ts_event"]
     assert "Gorilla" in codecs["price"]
+
+
+def test_a_client_without_a_database_gets_the_migrated_one(
+    clickhouse_server: ClickHouseServer, ch_database: str
+) -> None:
+    """`liqwatch sql` on a fresh install: connect (no database yet), migrate, query."""
+    client = connect(ClickHouseSettings(url=clickhouse_server.url, database=ch_database + "_new"))
+    try:
+        assert client.database is None
+        migrate(client, ch_database + "_new")
+        assert client.command("SELECT count() FROM schema_migrations") == len(load_migrations())
+    finally:
+        client.command(f"DROP DATABASE IF EXISTS {ch_database}_new SYNC")
+        client.close()
 
 
 def test_refuses_a_newer_schema(backend: Backend) -> None:
