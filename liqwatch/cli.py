@@ -144,9 +144,7 @@ def parse(venue: str, channel: str | None) -> None:
 @main.command()
 @click.argument("query", required=False)
 @click.option("-f", "--file", "sql_file", type=click.Path(exists=True, path_type=Path))
-@click.option(
-    "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table"
-)
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
 @click.option("--write", is_flag=True, help="Allow statements that change data.")
 @DATA_DIR
 @CLICKHOUSE_URL
@@ -168,7 +166,7 @@ def sql(
     client, _database = open_client(data_dir, clickhouse_url)
     try:
         click.echo(run_sql(client, text, fmt, readonly=not write))  # type: ignore[arg-type]
-    except Exception as exc:  # noqa: BLE001 - one clear line for any server/SQL error
+    except Exception as exc:
         raise click.ClickException(str(exc).strip().splitlines()[0]) from exc
 
 

@@ -82,9 +82,9 @@ def _frame_bytes(frame: Any) -> bytes:
     return frame.encode() if isinstance(frame, str) else codec.encode(frame)
 
 
-def iter_batches(path: Path, summary: RunSummary, dead: list[DeadLetter]) -> Iterator[
-    tuple[int, list[MarketEvent]]
-]:
+def iter_batches(
+    path: Path, summary: RunSummary, dead: list[DeadLetter]
+) -> Iterator[tuple[int, list[MarketEvent]]]:
     """(ts_recv of the last frame, events) batches, each spanning at most BATCH_SPAN_MS."""
     from producers.base import ParseContext  # noqa: PLC0415
     from producers.instruments import InstrumentBook  # noqa: PLC0415
@@ -110,9 +110,7 @@ def iter_batches(path: Path, summary: RunSummary, dead: list[DeadLetter]) -> Ite
             dead.append(result.dead_letter)
         if not result.events:
             continue
-        if batch and (
-            len(batch) >= BATCH_EVENTS or item.ts_recv - batch_start > BATCH_SPAN_MS
-        ):
+        if batch and (len(batch) >= BATCH_EVENTS or item.ts_recv - batch_start > BATCH_SPAN_MS):
             yield last_recv, batch
             batch = []
         if not batch:
@@ -369,8 +367,8 @@ def _print_summary(summary: RunSummary, opts: EmbeddedOptions, database: str, ou
         f"{len(summary.alerts)} alerts, {summary.updates} alert updates, "
         f"{summary.outcomes} outcomes",
         f"  ClickHouse (embedded chDB): {store}  database {database!r}",
-        f"    try: liqwatch sql \"SELECT venue, side, count(), round(sum(notional_usd)) "
-        f"FROM {database}.liquidations GROUP BY venue, side\" --data-dir {opts.data_dir}",
+        '    try: liqwatch sql "SELECT venue, side, count(), round(sum(notional_usd)) '
+        + f'FROM {database}.liquidations GROUP BY venue, side" --data-dir {opts.data_dir}',
         f"  alert records (JSON lines): {opts.alerts_out.resolve()}",
         "  heatmap PNG: "
         + (", ".join(str(p.resolve()) for p in summary.pngs) or "none (no snapshots)"),

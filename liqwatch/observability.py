@@ -72,7 +72,7 @@ def _make_handler(
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             pass  # probes every few seconds would drown the logs
 
     return Handler

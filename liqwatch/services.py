@@ -9,6 +9,7 @@ import signal
 import tempfile
 import threading
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
@@ -18,6 +19,8 @@ from liqwatch.settings import KafkaSettings, ObservabilitySettings
 from liqwatch.topics import Topics
 
 log = logging.getLogger(__name__)
+
+IDLE_TICK_S = 0.005
 
 
 def parse_venues(venues: str) -> list[Venue]:
@@ -41,46 +44,63 @@ def _health(registry: CollectorRegistry) -> HealthServer:
 
 
 def run_produce(source: str, venues: str, symbols: str | None, speed: float | None) -> int:
+    from producers.metrics import ProducerMetrics  # noqa: PLC0415
     from producers.publish import publish_recording  # noqa: PLC0415
 
     kafka = KafkaSettings()
     registry = CollectorRegistry()
+    metrics = ProducerMetrics(registry)
     health = _health(registry)
     try:
         if source.startswith("replay:"):
-            stats = publish_recording(Path(source.removeprefix("replay:")), kafka, speed)
+            path = Path(source.removeprefix("replay:"))
+            stats = publish_recording(path, kafka, speed, metrics=metrics)
         elif source.startswith("synthetic:"):
             from liqwatch.scenarios import generate_scenario  # noqa: PLC0415
 
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / "synthetic.jsonl"
                 generate_scenario(source.removeprefix("synthetic:"), path, None)
-                stats = publish_recording(path, kafka, speed)
+                stats = publish_recording(path, kafka, speed, metrics=metrics)
         elif source == "live":
-            return _run_live_produce(parse_venues(venues), symbols, kafka, registry)
+            return _run_live_produce(parse_venues(venues), symbols, kafka, metrics)
         else:
             raise SystemExit(f"unknown source {source!r}: live | replay:FILE | synthetic:NAME")
     finally:
         health.stop()
-    print(stats.describe())  # noqa: T201
+    print(stats.describe())
     return 0 if stats.ok else 1
 
 
 def _run_live_produce(
-    venues: list[Venue], symbols: str | None, kafka: KafkaSettings, registry: CollectorRegistry
+    venues: list[Venue], symbols: str | None, kafka: KafkaSettings, metrics: Any
 ) -> int:
-    from producers.kafka_publisher import KafkaPublisher  # noqa: PLC0415
     from producers.live.runner import run_live  # noqa: PLC0415
-    from producers.publish import FramePublisher  # noqa: PLC0415
+    from producers.publish import FramePublisher, metered_publisher  # noqa: PLC0415
 
-    frames = FramePublisher(KafkaPublisher(kafka), f"live:{','.join(venues)}")
+    name = f"live:{','.join(venues)}"
+    frames = FramePublisher(metered_publisher(kafka, metrics), name, metrics)
+
+    async def flush_when_idle(stop: asyncio.Event) -> None:
+        # a quiet market pays no batching delay: whatever is pending goes out as soon as the
+        # sockets have nothing more for us (checked every IDLE_TICK_S)
+        seen = frames.stats.frames
+        while not stop.is_set():
+            await asyncio.sleep(IDLE_TICK_S)
+            if frames.stats.frames == seen:
+                frames.idle()
+            seen = frames.stats.frames
+            frames.publisher.poll()
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await run_live(venues, _symbols(symbols), frames.on_frame, stop, None)
+        await asyncio.gather(
+            run_live(venues, _symbols(symbols), frames.on_frame, stop, None, metrics=metrics),
+            flush_when_idle(stop),
+        )
 
     asyncio.run(main())
     stats = frames.close()
@@ -130,7 +150,8 @@ def run_alerter_service() -> None:
 
 
 def create_topics(kafka: KafkaSettings | None = None) -> list[str]:
-    from confluent_kafka.admin import AdminClient, NewTopic  # noqa: PLC0415
+    from confluent_kafka.admin import AdminClient  # noqa: PLC0415
+    from confluent_kafka.cimpl import NewTopic  # noqa: PLC0415
 
     kafka = kafka or KafkaSettings()
     names = Topics(kafka.topic_prefix).all

@@ -59,10 +59,10 @@ class NotifySettings(BaseSettings):
         """URLs from env plus those in ``notify_urls_file`` (one per line, # comments)."""
         urls = list(self.notify_urls)
         if self.notify_urls_file is not None:
-            for line in self.notify_urls_file.read_text().splitlines():
-                line = line.strip()
-                if line and not line.startswith("#"):
-                    urls.append(SecretStr(line))
+            for raw in self.notify_urls_file.read_text().splitlines():
+                url = raw.strip()
+                if url and not url.startswith("#"):
+                    urls.append(SecretStr(url))
         return urls
 
 

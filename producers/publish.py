@@ -11,14 +11,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from liqwatch.schema import Envelope, Venue
+from prometheus_client import CollectorRegistry
+
+from liqwatch.schema import DeadLetter, Envelope, Venue
 from liqwatch.settings import KafkaSettings
-from producers.base import ParseContext
 from producers.envelopes import EnvelopeBatcher
 from producers.instruments import InstrumentBook
 from producers.kafka_publisher import KafkaPublisher
-from producers.parsing import parse_frame
+from producers.metrics import ProducerMetrics
+from producers.parsing import FrameParser
 from producers.replay import iter_recording
+
+DEDUPE_CAPACITY = 100_000  # recent event ids: a reconnect that replays frames sends nothing twice
+STATS_FLUSH_S = 1.0
 
 log = logging.getLogger(__name__)
 
@@ -47,32 +52,47 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def metered_publisher(kafka: KafkaSettings, metrics: ProducerMetrics) -> KafkaPublisher:
+    """A publisher whose delivery reports feed the producer metrics."""
+
+    def on_delivery(ok: bool, seconds: float) -> None:
+        if ok:
+            metrics.delivered.inc()
+            metrics.produce_latency.observe(seconds)
+        else:
+            metrics.delivery_errors.inc()
+
+    return KafkaPublisher(kafka, on_delivery)
+
+
 class FramePublisher:
     def __init__(
         self,
         publisher: KafkaPublisher,
         producer_id: str,
+        metrics: ProducerMetrics | None = None,
         instruments: InstrumentBook | None = None,
         max_events: int = 500,
         max_delay_ms: int = 50,
     ) -> None:
         self.publisher = publisher
         self.batcher = EnvelopeBatcher(producer_id, max_events, max_delay_ms)
-        self.instruments = instruments or InstrumentBook.default()
-        self._contexts: dict[Venue, ParseContext] = {}
+        self.parser = FrameParser(instruments, dedupe_capacity=DEDUPE_CAPACITY)
+        self.metrics = metrics or ProducerMetrics(CollectorRegistry())
         self.stats = PublishStats()
+        self._stats_flushed = time.monotonic()
 
     def on_frame(self, venue: Venue, channel: str, ts_recv: int, frame: bytes) -> None:
         self.stats.frames += 1
-        ctx = self._contexts.get(venue)
-        if ctx is None:
-            ctx = self._contexts[venue] = ParseContext(instruments=self.instruments)
-        result = parse_frame(venue, channel, frame, ts_recv, ctx)
+        result = self.parser.parse(venue, channel, frame, ts_recv)
         if result.dead_letter is not None:
             self.stats.dead_letters += 1
             reason = result.dead_letter.reason.split(":", 1)[0]
             self.stats.reasons[reason] = self.stats.reasons.get(reason, 0) + 1
+            self.metrics.dlq_messages.labels("producer").inc()
             self.publisher.publish_dead_letter(result.dead_letter)
+        if time.monotonic() - self._stats_flushed >= STATS_FLUSH_S:
+            self._flush_stats()
         now = _now_ms()
         for event in result.events:
             self.stats.events += 1
@@ -88,8 +108,13 @@ class FramePublisher:
         for env in self.batcher.flush_all(_now_ms()):
             self._send(env)
 
+    def _flush_stats(self) -> None:
+        self.parser.stats.flush(self.metrics)
+        self._stats_flushed = time.monotonic()
+
     def close(self, timeout_s: float = 30.0) -> PublishStats:
         self.idle()
+        self._flush_stats()
         self.stats.undelivered = self.publisher.flush(timeout_s)
         return self.stats
 
@@ -104,15 +129,19 @@ def publish_recording(
     speed: float | None = None,
     producer_id: str | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    metrics: ProducerMetrics | None = None,
 ) -> PublishStats:
     """Publishes a recording, as fast as possible or at ``speed``× the recorded pace."""
-    frames = FramePublisher(KafkaPublisher(kafka), producer_id or f"replay:{path.name}")
+    metrics = metrics or ProducerMetrics(CollectorRegistry())
+    frames = FramePublisher(
+        metered_publisher(kafka, metrics), producer_id or f"replay:{path.name}", metrics
+    )
     first_recv: int | None = None
     started = time.monotonic()
     for item in iter_recording(path):
-        if not hasattr(item, "frame"):  # a malformed line comes back as a dead letter
+        if isinstance(item, DeadLetter):  # a malformed line of the recording
             frames.stats.dead_letters += 1
-            frames.publisher.publish_dead_letter(item)  # type: ignore[arg-type]
+            frames.publisher.publish_dead_letter(item)
             continue
         if speed:
             first_recv = item.ts_recv if first_recv is None else first_recv
@@ -120,7 +149,7 @@ def publish_recording(
             if wait > 0:
                 frames.idle()
                 sleep(wait)
-        frames.on_frame(item.venue, item.channel, item.ts_recv, _frame_bytes(item.frame))
+        frames.on_frame(Venue(item.venue), item.channel, item.ts_recv, _frame_bytes(item.frame))
     return frames.close()
 
 

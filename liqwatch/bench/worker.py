@@ -229,7 +229,7 @@ def _peak_rss_mb(pid: int) -> float:
 # --- report -----------------------------------------------------------------------------------
 
 
-def _result(  # noqa: PLR0917 - one figure each
+def _result(
     load: StressLoad,
     envelopes: list[Envelope],
     total: int,

@@ -297,7 +297,8 @@ class AssetEngine:
             )
         ]
         out: list[Output] = []
-        for event in self.tracker.update(raws, t, self.price, levels):
+        fresh = self.estimated.state.fresh
+        for event in self.tracker.update(raws, t, self.price, levels, fresh):
             band = self.tracker.band(event.cluster)
             out += self._alert(claims.shift_claim(self.asset, event, band, self.price), t)
         out += self._approaches(t, self.price, [])

@@ -33,6 +33,7 @@ class ModelConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     )
     mmr: float = 0.005  # maintenance margin rate
     half_life_h: float = 48.0  # voluntary closes are invisible: levels fade with this half-life
+    fresh_half_life_s: float = 600.0  # a fast-fading copy tells new positions from old ones
     removal: str = "layer"  # OI falls remove ΔOI from the layer; or "open_interest" (ΔOI/OI)
     split: str = "price_direction"  # or "even"
     direction_bias: float = 0.2  # price up over the interval ⇒ long share 0.5 + bias
@@ -56,7 +57,7 @@ class ClusterConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     dissolve_ratio: float = 0.5  # an announced cluster below this share of its peak dissolved
     eval_ms: int = 1000  # how often clusters are recomputed (event time)
     reach_pct: float = 5.0  # cluster-shift alerts only for clusters this close to price
-    form_window_s: int = 600  # "formed" only for clusters that appeared this recently
+    form_fresh_share: float = 0.5  # "formed" only if this share of the band is new positions
     dominant_margin: float = 1.25  # a new dominant cluster must beat the old one by this factor
     miss_evals: int = 3  # evaluations a cluster may be missing before it counts as gone
 

@@ -35,6 +35,7 @@ class InstrumentOI(msgspec.Struct, kw_only=True):
 
 class EstimatedState(msgspec.Struct, kw_only=True):
     levels: np.ndarray  # (side, bucket) USD
+    fresh: np.ndarray  # (side, bucket) the same, fading fast: how much of a level is new
     decayed_at: int
     instruments: dict[str, InstrumentOI]
     total_oi_usd: float = 0.0  # sum of the instruments' latest oi_usd
@@ -94,12 +95,16 @@ class EstimatedLayer:
         self.cfg = cfg
         self.grid = grid
         self.half_life_ms = cfg.half_life_h * 3_600_000.0
+        self.fresh_half_life_ms = cfg.fresh_half_life_s * 1000.0
         lev = np.array([t[0] for t in cfg.tiers])
         self.weights = np.array([t[1] for t in cfg.tiers])
         self.long_mult = 1 - 1 / lev + cfg.mmr
         self.short_mult = 1 + 1 / lev - cfg.mmr
         self.state = state or EstimatedState(
-            levels=np.zeros((2, grid.size)), decayed_at=0, instruments={}
+            levels=np.zeros((2, grid.size)),
+            fresh=np.zeros((2, grid.size)),
+            decayed_at=0,
+            instruments={},
         )
 
     # --- open interest ----------------------------------------------------------------------
@@ -224,6 +229,7 @@ class EstimatedLayer:
         if total_factor != 1.0:
             self.state.removed_usd += (1 - total_factor) * float(self.state.levels.sum())
             self.state.levels *= total_factor
+            self.state.fresh *= total_factor
         adds = changes.delta_usd > 0
         if adds.any():
             self._add_levels(changes, adds, after, now)
@@ -255,21 +261,25 @@ class EstimatedLayer:
 
     def _add_levels(self, c: OIChanges, adds: BoolArray, after: FloatArray, now: int) -> None:
         age = (now - c.ts[adds]).astype(np.float64)
-        usd = c.delta_usd[adds] * after[adds] * np.exp2(-age / self.half_life_ms)
-        share = c.long_share[adds]
-        price = c.price[adds]
-        self.state.added_usd += float(usd.sum())
-        long_usd = (usd * share)[:, None] * self.weights[None, :]
-        short_usd = (usd * (1 - share))[:, None] * self.weights[None, :]
-        self._deposit(LONG, price[:, None] * self.long_mult[None, :], long_usd)
-        self._deposit(SHORT, price[:, None] * self.short_mult[None, :], short_usd)
+        usd = c.delta_usd[adds] * after[adds]
+        kept = usd * np.exp2(-age / self.half_life_ms)
+        fresh = usd * np.exp2(-age / self.fresh_half_life_ms)
+        share = c.long_share[adds][:, None]
+        price = c.price[adds][:, None]
+        self.state.added_usd += float(kept.sum())
+        w = self.weights[None, :]
+        long_px, short_px = price * self.long_mult[None, :], price * self.short_mult[None, :]
+        for arr, amount in ((self.state.levels, kept), (self.state.fresh, fresh)):
+            self._deposit(arr[LONG], long_px, amount[:, None] * share * w)
+            self._deposit(arr[SHORT], short_px, amount[:, None] * (1 - share) * w)
 
-    def _deposit(self, side: int, prices: FloatArray, usd: FloatArray) -> None:
+    def _deposit(self, target: FloatArray, prices: FloatArray, usd: FloatArray) -> None:
         idx = self.grid.indices(prices.reshape(-1))
         amounts = usd.reshape(-1)
         on_grid = (idx >= 0) & (idx < self.grid.size)
-        self.state.off_grid_usd += float(amounts[~on_grid].sum())
-        np.add.at(self.state.levels[side], idx[on_grid], amounts[on_grid])
+        if target.base is self.state.levels:
+            self.state.off_grid_usd += float(amounts[~on_grid].sum())
+        np.add.at(target, idx[on_grid], amounts[on_grid])
 
     # --- price ------------------------------------------------------------------------------
 
@@ -292,6 +302,8 @@ class EstimatedLayer:
         )
         levels[LONG, long_idx] = 0.0
         levels[SHORT, short_idx] = 0.0
+        self.state.fresh[LONG, long_idx] = 0.0
+        self.state.fresh[SHORT, short_idx] = 0.0
         self.state.consumed_usd += float(out.long_usd.sum() + out.short_usd.sum())
         return out
 
@@ -301,10 +313,12 @@ class EstimatedLayer:
             return
         if self.state.decayed_at > 0:
             self.state.levels *= math.exp2(-dt / self.half_life_ms)
+            self.state.fresh *= math.exp2(-dt / self.fresh_half_life_ms)
         self.state.decayed_at = now
 
     def flush_small(self) -> None:
         self.state.levels[self.state.levels < FLUSH_USD] = 0.0
+        self.state.fresh[self.state.fresh < FLUSH_USD] = 0.0
 
     def arrays(self) -> list[FloatArray]:
-        return [self.state.levels]
+        return [self.state.levels, self.state.fresh]

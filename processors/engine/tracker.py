@@ -5,8 +5,9 @@ hysteresis (``clusters.tier_for``), and a cluster must be missing for ``miss_eva
 before it counts as gone, so nothing flaps. Shift events, for clusters within ``reach_pct`` of
 price that price has not entered:
 
-* formed: a cluster reaches bright within ``form_window_s`` of first appearing (new
-  positions piled in; an old band that only looks brighter because price moved is not news);
+* formed: a cluster reaches bright while at least ``form_fresh_share`` of its notional is new
+  positions (the estimated layer's fast-fading copy): an old band that only looks brighter
+  because price moved is not news;
 * grew / faded: an announced cluster moves up / down an intensity tier;
 * dissolved: an announced cluster disappears, or falls below ``dissolve_ratio`` of its peak
   notional, without price having entered it (it must reach bright again to re-form);
@@ -104,9 +105,15 @@ class ClusterTracker:
     # --- evaluation -------------------------------------------------------------------------
 
     def update(
-        self, raws: list[RawCluster], now: int, price: float, density: FloatArray
+        self,
+        raws: list[RawCluster],
+        now: int,
+        price: float,
+        density: FloatArray,
+        fresh: FloatArray,
     ) -> list[ShiftEvent]:
-        """Matches this evaluation's clusters; ``density`` is the (side, bucket) layer."""
+        """Matches this evaluation's clusters; ``density`` is the (side, bucket) layer and
+        ``fresh`` its fast-fading copy."""
         events: list[ShiftEvent] = []
         seen: set[str] = set()
         for raw in sorted(raws, key=lambda r: (-r.notional, r.side, r.lo)):
@@ -114,7 +121,7 @@ class ClusterTracker:
             if match is None:
                 match = self._new(raw, now)
             elif match.touched_at == 0:
-                events += self._refresh(match, raw, now, price)
+                events += self._refresh(match, raw, now, price, fresh)
             seen.add(match.cid)
         events += self._age(seen, now, density)
         events += self._dissolved(now, density)
@@ -148,7 +155,7 @@ class ClusterTracker:
         return c
 
     def _refresh(
-        self, c: TrackedCluster, raw: RawCluster, now: int, price: float
+        self, c: TrackedCluster, raw: RawCluster, now: int, price: float, fresh: FloatArray
     ) -> list[ShiftEvent]:
         before = c.tier
         c.lo, c.hi, c.notional, c.peak_z = raw.lo, raw.hi, raw.notional, raw.peak_z
@@ -158,8 +165,7 @@ class ClusterTracker:
         if c.tier is None or c.ever_touched or not self.in_reach(c, price):
             return []
         if not c.announced:
-            young = now - c.first_seen <= self.cfg.form_window_s * 1000
-            if c.tier is Intensity.BRIGHT and young and not c.retired:
+            if c.tier is Intensity.BRIGHT and not c.retired and self._fresh(c, fresh):
                 c.announced = True
                 c.band_lo, c.band_hi = c.lo, c.hi
                 c.band_usd = c.peak_usd = c.notional
@@ -200,6 +206,11 @@ class ClusterTracker:
                 c.announced, c.retired = False, True
                 events.append(ShiftEvent("dissolved", copy(c), now))
         return events
+
+    def _fresh(self, c: TrackedCluster, fresh: FloatArray) -> bool:
+        lo, hi = c.lo - self.grid.offset, c.hi - self.grid.offset + 1
+        new = float(fresh[c.side, max(lo, 0) : max(hi, 0)].sum())
+        return new >= self.cfg.form_fresh_share * c.notional
 
     def _emptied(self, c: TrackedCluster, density: FloatArray) -> bool:
         """Measures the announced band; True once below ``dissolve_ratio`` × its peak."""
