@@ -71,7 +71,6 @@ class Ports:
 @dataclass(frozen=True, slots=True)
 class _Item:
     event: Any  # the framework's event, acked once a snapshot covers it
-    partition: int
     envelope: Envelope | None
     error: str = ""
     raw: bytes = b""  # kept only for what goes to the dead-letter topic
@@ -95,7 +94,9 @@ class Pump:
         self.metrics = metrics
         self.snapshot_interval_s = snapshot_interval_s
         self._lock = asyncio.Lock()
-        self._held: list[_Item] = []
+        # (partition, framework event) processed and not yet covered by a save; the decoded
+        # envelope is not kept: at stress rates a few seconds of envelopes are ~100 MB
+        self._held: list[tuple[int, Any]] = []
         self._partition_of: dict[str, int] = {}  # assets restored (or found new) → partition
         self._last_save = time.monotonic()
         self._last_release = time.monotonic()
@@ -132,7 +133,7 @@ class Pump:
         parts = set(partitions)
         async with self._lock:
             self.merge.forget(parts)
-            self._held = [i for i in self._held if i.partition not in parts]
+            self._held = [h for h in self._held if h[0] not in parts]
             gone = {a for a, p in self._partition_of.items() if p in parts}
             self.runner.forget(gone)
             for asset in gone:
@@ -153,7 +154,7 @@ class Pump:
     def _drain(self) -> None:
         released = self.merge.release(self.ports.caught_up)
         for pending in released:
-            self._held.append(pending.item)
+            self._held.append((pending.partition, pending.item.event))
             self._handle(pending)
         if released or not self.merge.buffered:
             self._last_release = time.monotonic()
@@ -272,8 +273,8 @@ class Pump:
         for asset, blob in snaps.items():
             self.state[asset.encode()] = blob
         held, self._held = self._held, []
-        for item in held:  # no await suspends in here: Faust never commits half of a save
-            await self.ports.ack(item.event)
+        for _partition, event in held:  # no await suspends here: Faust never commits half a save
+            await self.ports.ack(event)
         self.metrics.snapshots.inc(len(snaps))
         self.metrics.snapshot_seconds.observe(time.perf_counter() - started)
         self._gauges()
@@ -288,7 +289,7 @@ def _pending(event: Any, message: SourceMessage) -> Pending[_Item]:
     try:
         envelope = codec.envelope_decoder.decode(raw)
     except (codec.DecodeError, codec.ValidationError) as exc:
-        item = _Item(event, message.partition, None, f"bad envelope: {exc}", raw)
+        item = _Item(event, None, f"bad envelope: {exc}", raw)
         return Pending(FIRST, message.topic, message.partition, message.offset, item)
-    item = _Item(event, message.partition, envelope)
+    item = _Item(event, envelope)
     return Pending(envelope.ts_flush, message.topic, message.partition, message.offset, item)

@@ -10,8 +10,10 @@ from prometheus_client import CollectorRegistry
 
 from liqwatch.observability import HealthServer
 from liqwatch.settings import KafkaSettings, ObservabilitySettings
+from processors.kafka_admin import MissingTopicsError
+from processors.readiness import WorkerReadiness
 from processors.settings import WorkerSettings
-from processors.worker import MissingTopicsError, WorkerReadiness, run_worker
+from processors.worker import run_worker
 
 
 def serve() -> None:

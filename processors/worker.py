@@ -3,29 +3,27 @@
 One agent reads the three market topics with manual acks; every message goes to the ``Pump``
 (``processors/pump.py``), which merges the topics per partition in a deterministic order,
 runs the engine, sends outputs and periodically saves per-asset snapshots to a Faust table
-(raw bytes, ``use_partitioner=True``) before acking what they cover. A timer drives the work
-that needs no new message (the end of the merge, snapshots when the stream is quiet).
+(raw bytes, each asset on its own partition) before acking what they cover. A timer drives
+the work that needs no new message (the end of the merge, snapshots when the stream is quiet).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
-from confluent_kafka import Consumer, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from liqwatch.settings import KafkaSettings
 from liqwatch.topics import Topics
+from processors.kafka_admin import StartOffsets, require_output_topics
 from processors.merge import PartitionMerge
 from processors.metrics import WorkerMetrics
 from processors.pump import Ports, Pump
+from processors.readiness import WorkerReadiness
 from processors.runner import EngineFactory, EngineRunner
 from processors.settings import WorkerSettings
 
@@ -65,90 +63,6 @@ class SnapshotTable(faust.Table[bytes, bytes]):
 
     def partition_for_key(self, key: Any) -> int | None:
         return self.partition_of(key)
-
-
-class WorkerReadiness:
-    """/readyz for the worker: source partitions assigned and the state table recovered.
-
-    ``check`` is called from the health server's thread; it only reads plain attributes.
-    """
-
-    def __init__(self) -> None:
-        self._status = "starting"
-        self._partitions = 0
-
-    def check(self) -> tuple[bool, str]:
-        status, partitions = self._status, self._partitions
-        if status != "ready":
-            return False, status
-        if partitions == 0:
-            return False, "no source partitions assigned"
-        return True, f"ready: {partitions} source topic-partitions"
-
-    def rebalancing(self) -> None:
-        self._status = "rebalancing"
-
-    def assigned(self, partitions: int) -> None:
-        self._partitions = partitions
-        self._status = "recovering state table"
-
-    def recovered(self) -> None:
-        self._status = "ready"
-
-
-class StartOffsets:
-    """Where reading starts for each assigned source topic-partition (committed or earliest).
-
-    The merge needs it for a topic-partition that has delivered nothing yet: it has nothing
-    more to deliver when its start offset is already the broker's high water mark. A lookup
-    that fails for some partitions is retried (at most once a second) until it succeeds.
-    """
-
-    RETRY_S = 1.0
-
-    def __init__(self, bootstrap: str, group_id: str) -> None:
-        self._config = {
-            "bootstrap.servers": bootstrap,
-            "group.id": group_id,
-            "enable.auto.commit": False,
-        }
-        self.offsets: dict[tuple[str, int], int] = {}
-        self._wanted: list[tuple[str, int]] = []
-        self._last_try = 0.0
-
-    async def refresh(self, tps: Iterable[tuple[str, int]]) -> None:
-        self._wanted = sorted(tps)
-        self.offsets = {}
-        await self.fill_missing()
-
-    async def fill_missing(self) -> None:
-        missing = [tp for tp in self._wanted if tp not in self.offsets]
-        if not missing or time.monotonic() - self._last_try < self.RETRY_S:
-            return
-        self._last_try = time.monotonic()
-        try:
-            found = await asyncio.to_thread(self._lookup, missing)
-        except KafkaException as exc:
-            log.warning("could not look up start offsets (will retry): %s", exc)
-            return
-        self.offsets.update(found)
-
-    def _lookup(self, tps: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
-        consumer = Consumer(self._config)
-        try:
-            committed = consumer.committed([TopicPartition(t, p) for t, p in tps], timeout=15)
-            out: dict[tuple[str, int], int] = {}
-            for tp in committed:
-                if tp.error is not None:
-                    log.warning(
-                        "start offset of %s:%d unknown: %s", tp.topic, tp.partition, tp.error
-                    )
-                    continue
-                low, _high = consumer.get_watermark_offsets(tp, timeout=15)
-                out[(tp.topic, tp.partition)] = max(tp.offset, low)
-            return out
-        finally:
-            consumer.close()
 
 
 def build_app(
@@ -334,29 +248,6 @@ def _connect_rebalance(
 def _receive(signal: Any, handler: Callable[..., Awaitable[None]]) -> None:
     """Connects a receiver (mode's handler type cannot express a positional argument)."""
     signal.connect(handler)
-
-
-class MissingTopicsError(RuntimeError):
-    """Output topics that do not exist: the worker would crash on its first send."""
-
-
-def require_output_topics(kafka: KafkaSettings, timeout_s: float = 30.0) -> None:
-    """Fails fast with a clear message when the topics the worker writes are missing.
-
-    Faust declares the source and changelog topics itself, not the outputs; a broker that
-    auto-creates them would pick its default partition count and break key co-partitioning.
-    """
-    topics = Topics(kafka.topic_prefix)
-    admin = AdminClient({"bootstrap.servers": kafka.bootstrap_servers})
-    try:
-        existing = set(admin.list_topics(timeout=timeout_s).topics)
-    except KafkaException as exc:
-        raise MissingTopicsError(f"cannot list topics on {kafka.bootstrap_servers}: {exc}") from exc
-    missing = [t for t in (topics.signals, topics.alerts, topics.dlq) if t not in existing]
-    if missing:
-        raise MissingTopicsError(
-            f"missing Kafka topics {missing}: create them first (liqwatch topics create)"
-        )
 
 
 def run_worker(

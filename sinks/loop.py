@@ -26,7 +26,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Protocol
@@ -107,6 +107,7 @@ class SinkLoop:
         # instead of fetching the same messages again and again.
         self._blocked = False
         self._rows_per_message = 1.0  # running mean, sizes the next fetch
+        self._full_since: float | None = None
         metrics.buffer_limit.set(settings.buffer_max_rows)
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -129,13 +130,28 @@ class SinkLoop:
         self._retry_commit()
         self._maybe_submit()
         if self._blocked or self._room() <= 0:
-            self._set_paused(True)
-            self._take(self.consumer.consume(num_messages=1, timeout=0.05))
+            self._wait_for_room()
         else:
+            self._full_since = None
             self._set_paused(False)
             messages = self.consumer.consume(self._fetch_size(), timeout=0.1)
             self._take(messages)
         self._report()
+
+    def _wait_for_room(self) -> None:
+        """The buffer is full. For a moment just wait for a batch to be stored: the Kafka
+        client keeps prefetching (within fetch_queue_kbytes), so consuming resumes at full
+        speed. If it lasts (ClickHouse slow or down), pause the partitions and keep polling so
+        the group sees a live member and rebalances are served."""
+        now = time.monotonic()
+        if self._full_since is None:
+            self._full_since = now
+        if self.inflight and now - self._full_since < self.settings.pause_after_s:
+            self._wait_for_a_batch(0.05)
+            return
+        self._set_paused(True)
+        self._wait_for_a_batch(0.05)
+        self._take(self.consumer.consume(num_messages=1, timeout=0))
 
     def shutdown(self) -> None:
         """Store and commit what is held (bounded by revoke_timeout_s), then leave the group."""
@@ -157,6 +173,13 @@ class SinkLoop:
 
     def _room(self) -> int:
         return self.settings.buffer_max_rows - self._held()
+
+    def _wait_for_a_batch(self, timeout: float) -> None:
+        """Sleep until a batch in flight finishes (frees room) or ``timeout`` passes."""
+        if self.inflight:
+            wait([self.inflight[0].future], timeout=timeout, return_when=FIRST_COMPLETED)
+        else:
+            time.sleep(timeout)
 
     def _fetch_size(self) -> int:
         """How many messages to ask for: about what fits, so few have to be given back."""

@@ -39,6 +39,9 @@ class SinkSettings(BaseSettings):
     # Batches stored concurrently (each on its own connection); offsets still commit in order.
     # Two let ClickHouse finish one insert while the next one is being sent.
     max_inflight_batches: int = Field(default=2, ge=1, le=8)
+    # A full buffer first just waits for a batch to be stored; after this long the partitions
+    # are paused (so a long ClickHouse outage costs no fetching, and the group stays served).
+    pause_after_s: float = Field(default=1.0, ge=0)
     retry_initial_s: float = Field(default=0.5, gt=0)
     retry_max_s: float = Field(default=10.0, gt=0)
     # Only used when the sink's offset record (table sink_offsets) cannot be read at

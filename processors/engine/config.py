@@ -57,7 +57,7 @@ class ClusterConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     dissolve_ratio: float = 0.5  # an announced cluster below this share of its peak dissolved
     eval_ms: int = 1000  # how often clusters are recomputed (event time)
     reach_pct: float = 5.0  # cluster-shift alerts only for clusters this close to price
-    form_fresh_share: float = 0.5  # "formed" only if this share of the band is new positions
+    form_fresh_share: float = 0.6  # "formed" only if this share of the band is new positions
     dominant_margin: float = 1.25  # a new dominant cluster must beat the old one by this factor
     miss_evals: int = 3  # evaluations a cluster may be missing before it counts as gone
 

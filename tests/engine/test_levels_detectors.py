@@ -134,3 +134,20 @@ def test_approach_expires_after_its_time_to_live() -> None:
         60_000, abs=1000
     )
     assert len(d.alerts("approach")) == 1  # price still hovers there: not re-armed
+
+
+def test_an_old_band_coming_into_reach_is_not_news() -> None:
+    """The 10x band (−9.5 %) was built an hour ago; price falling towards it shows it, but no
+    new positions arrived: no "formed" alert (the 25x/50x bands on the way are swept)."""
+    d = built()
+    hour = BUILT + 3_600_000
+    d.feed(quiet_marks(BUILT, hour, P, step=10_000))
+    before = len(d.alerts("cluster_shift"))
+    d.feed(path(hour, glide(P, 95_000, 120), step=500))
+    d.feed(quiet_marks(hour + 60_000, hour + 120_000, 95_000))
+    new = [a for a in d.alerts("cluster_shift")[before:] if a.subkind == "formed"]
+    assert new == []
+    tracked = d.engine.asset_engine("BTC").tracker.clusters
+    assert any(
+        c.lo <= d.engine.asset_engine("BTC").grid.global_index(90_500) <= c.hi for c in tracked
+    )
