@@ -15,12 +15,26 @@ from dataclasses import dataclass, field
 
 import msgspec
 
+from liqwatch.outcome_records import (
+    OUTCOME_SEQ_BASE,
+    OUTCOME_SUBKIND,
+    outcome_from_update,
+    outcome_to_update,
+)
 from liqwatch.schema import Alert, AlertUpdate, Outcome, Side
+
+__all__ = [
+    "OUTCOME_SEQ_BASE",
+    "OUTCOME_SUBKIND",
+    "OutcomeEvent",
+    "OutcomeTracker",
+    "claim_direction",
+    "outcome_from_update",
+    "outcome_update",
+]
 
 log = logging.getLogger(__name__)
 
-OUTCOME_SUBKIND = "outcome"
-OUTCOME_SEQ_BASE = 1000  # outcome updates use seq 1000 + horizon_min: clear of lifecycle seqs
 VENUE_SILENCE_MS = 60_000  # switch the reference venue when it has been silent this long
 
 
@@ -151,37 +165,4 @@ def claim_direction(alert: Alert) -> int:
 
 def outcome_update(event: OutcomeEvent, ts_ms: int) -> AlertUpdate:
     """The record the alerter puts on ``liq.alerts`` for the sink (status unchanged)."""
-    o = event.outcome
-    return AlertUpdate(
-        alert_id=event.alert.alert_id,
-        seq=OUTCOME_SEQ_BASE + o.horizon_min,
-        ts=ts_ms,
-        status=event.alert.status,
-        subkind=OUTCOME_SUBKIND,
-        note=f"outcome after {o.horizon_min} min: {'hit' if o.hit else 'miss'}",
-        price=o.price_after,
-        details={
-            "horizon_min": float(o.horizon_min),
-            "price_after": o.price_after,
-            "max_favourable_pct": o.max_favourable_pct,
-            "max_adverse_pct": o.max_adverse_pct,
-            "hit": 1.0 if o.hit else 0.0,
-        },
-    )
-
-
-def outcome_from_update(update: AlertUpdate) -> Outcome | None:
-    """The inverse of ``outcome_update``, for consumers of ``liq.alerts``; None if not one."""
-    if update.subkind != OUTCOME_SUBKIND:
-        return None
-    d = update.details
-    try:
-        return Outcome(
-            horizon_min=int(d["horizon_min"]),
-            price_after=d["price_after"],
-            max_favourable_pct=d["max_favourable_pct"],
-            max_adverse_pct=d["max_adverse_pct"],
-            hit=d["hit"] >= 0.5,
-        )
-    except KeyError:
-        return None
+    return outcome_to_update(event.alert.alert_id, event.alert.status, event.outcome, ts_ms)

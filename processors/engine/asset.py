@@ -34,6 +34,7 @@ from processors.engine.estimated import EstimatedLayer, OIChanges
 from processors.engine.grid import PriceGrid, shift_arrays
 from processors.engine.implied import ForcedTally, implied, tally_run
 from processors.engine.inputs import (
+    C,
     LiqColumns,
     MarkColumns,
     OIColumns,
@@ -115,9 +116,7 @@ class AssetEngine:
         self.dead_letters += dead
         return self._chunked(oi, oi.ts, self._open_interest)
 
-    def _chunked(
-        self, cols: object, ts: np.ndarray, handle: Callable[[object], list[Output]]
-    ) -> list[Output]:
+    def _chunked(self, cols: C, ts: IntArray, handle: Callable[[C], list[Output]]) -> list[Output]:
         """Handles the time-sorted rows in pieces that never span a tick boundary."""
         out: list[Output] = []
         n, start = int(ts.size), 0
@@ -126,7 +125,7 @@ class AssetEngine:
             out += self.advance(t0)
             end = int(np.searchsorted(ts, self.state.next_tick, side="left"))
             end = max(end, start + 1)
-            out += handle(sliced(cols, start, end))  # type: ignore[type-var]
+            out += handle(sliced(cols, start, end))
             self.state.clock = max(self.state.clock, int(ts[end - 1]))
             start = end
         return out
@@ -137,8 +136,7 @@ class AssetEngine:
         if delta:
             shift_arrays(delta, *self.realized.arrays(), *self.estimated.arrays())
 
-    def _liquidations(self, cols: object) -> list[Output]:
-        c: LiqColumns = cols  # type: ignore[assignment]
+    def _liquidations(self, c: LiqColumns) -> list[Output]:
         ref = self.price
         # Bankruptcy prices sit ~mmr beyond where the position was liquidated: without a fill
         # price, the mark price at that moment says better where it happened.
@@ -169,8 +167,7 @@ class AssetEngine:
         bits: IntArray = key_bits[codes]
         return bits
 
-    def _marks(self, cols: object) -> list[Output]:
-        c: MarkColumns = cols  # type: ignore[assignment]
+    def _marks(self, c: MarkColumns) -> list[Output]:
         keys, _, latest = group_by_instrument(c.events)
         for j, (venue, instrument) in enumerate(keys):
             e = latest[j]
@@ -192,8 +189,7 @@ class AssetEngine:
             out += self._cascade_outputs(ev)
         return out
 
-    def _open_interest(self, cols: object) -> list[Output]:
-        c: OIColumns = cols  # type: ignore[assignment]
+    def _open_interest(self, c: OIColumns) -> list[Output]:
         # The asset's mark price; before the first mark, the price the venue's OI implies.
         implied_px = np.divide(c.usd, c.base, out=np.zeros_like(c.usd), where=c.base > 0)
         price = np.full(c.ts.size, self.price) if self.price > 0 else implied_px

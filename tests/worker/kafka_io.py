@@ -1,4 +1,4 @@
-"""Small helpers for the worker tests: read topics to their end, copy topics, committed offsets,
+"""Small helpers for the worker tests: read topics to their end, committed offsets,
 and the worker as a subprocess (as deployed: its own process, settings from the environment)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from liqwatch.stack._proc import free_port
 
@@ -64,28 +64,18 @@ def read_topic(bootstrap: str, topic: str, timeout: float = 30.0) -> list[Record
         while len(done) < len(wanted):
             assert time.monotonic() < deadline, f"could not read {topic} to its end"
             for msg in consumer.consume(10_000, timeout=0.5):
-                if msg.error():
-                    done.add(msg.partition())  # partition EOF
+                partition, offset = msg.partition() or 0, msg.offset() or 0
+                error = msg.error()
+                if error is not None:
+                    assert error.code() == KafkaError._PARTITION_EOF, error
+                    done.add(partition)
                     continue
-                out.append(
-                    Record(topic, msg.partition(), msg.offset(), msg.key() or b"", msg.value())
-                )
-                if msg.offset() + 1 >= wanted[msg.partition()]:
-                    done.add(msg.partition())
+                out.append(Record(topic, partition, offset, msg.key() or b"", msg.value() or b""))
+                if offset + 1 >= wanted[partition]:
+                    done.add(partition)
     finally:
         consumer.close()
     return sorted(out, key=lambda r: (r.partition, r.offset))
-
-
-def copy_topic(bootstrap: str, source: str, target: str) -> int:
-    """Copies every record to the same partition of ``target``, in order (byte-identical)."""
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
-    records = read_topic(bootstrap, source)
-    for r in records:
-        producer.produce(target, value=r.value, key=r.key, partition=r.partition)
-        producer.poll(0)
-    assert producer.flush(30) == 0
-    return len(records)
 
 
 def committed(bootstrap: str, group: str, topics: Iterable[str]) -> dict[tuple[str, int], int]:
