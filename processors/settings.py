@@ -21,5 +21,8 @@ class WorkerSettings(BaseSettings):
     metrics_port: int = Field(default=9108, ge=0, le=65535)
     # how often the worker looks for work that needs no new message (merge, snapshots)
     tick_interval_s: float = Field(default=0.1, gt=0)
+    # bytes fetched per partition per request: with Faust's 1 MiB the merge starves waiting for
+    # the busiest topic (measured: 31k vs 44k events/s, RSS 252 vs 290 MB, on the stress load)
+    max_fetch_bytes: int = Field(default=2 * 1024 * 1024, ge=1024 * 1024)
     # envelopes waiting in the merge before the topic-partitions that are ahead are paused
     max_buffered_envelopes: int = Field(default=20_000, ge=100)

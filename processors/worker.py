@@ -85,6 +85,7 @@ def build_app(
         broker_session_timeout=worker.session_timeout_s,
         broker_heartbeat_interval=min(3.0, worker.session_timeout_s / 3),
         consumer_auto_offset_reset="earliest",
+        consumer_max_fetch_size=worker.max_fetch_bytes,
         # held (unacked) envelopes are covered by the next snapshot: do not wait for them to stop
         stream_wait_empty=False,
     )

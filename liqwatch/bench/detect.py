@@ -10,9 +10,11 @@ simulated hour. Each scenario runs with its own seed and two more, for more labe
 from __future__ import annotations
 
 import json
+import logging
 import statistics
 import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,20 @@ TARGETS: dict[str, dict[str, float]] = {
     "sweep": {"recall": 0.90, "precision": 0.80},
     "cluster_shift": {"recall": 0.90, "precision": 0.80},
 }
+
+
+@contextmanager
+def quiet_engine_logs() -> Iterator[None]:
+    """Staleness and drop warnings are for operators; a benchmark prints its figures only."""
+    loggers = [logging.getLogger(n) for n in ("processors.engine", "producers")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
 
 
 # --- scenario recordings ----------------------------------------------------------------------
@@ -297,7 +313,7 @@ def measure(
     totals: dict[str, Score] = {}
     hours = 0.0
     names: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="liqwatch-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="liqwatch-bench-") as tmp, quiet_engine_logs():
         for rec in recordings(scenarios_dir, Path(tmp), seeds):
             engine = engine_factory() if engine_factory else None
             replayed = replay(rec.path, rec.truth.end_ms, engine)
@@ -344,6 +360,10 @@ def _fmt(value: Any, pattern: str) -> str:
     return "—" if value is None else format(value, pattern)
 
 
+def _secs(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f}s"
+
+
 def report(result: dict[str, Any]) -> str:
     lines = [
         f"detection quality: {len(result['scenarios'])} recordings, "
@@ -356,8 +376,8 @@ def report(result: dict[str, Any]) -> str:
             continue
         lines.append(
             f"{name:<15}{s['labels']:>7}{s['alerts']:>7}{_fmt(s['recall'], '.2f'):>8}"
-            f"{_fmt(s['precision'], '.2f'):>10}{_fmt(s['median_delay_s'], '.1f'):>12}s"
-            f"{_fmt(s['p95_delay_s'], '.1f'):>6}s{_fmt(s['median_onset_delay_s'], '.1f'):>12}s"
+            f"{_fmt(s['precision'], '.2f'):>10}{_secs(s['median_delay_s']):>13}"
+            f"{_secs(s['p95_delay_s']):>7}{_secs(s['median_onset_delay_s']):>13}"
             f"{_fmt(s['false_alarms_per_hour'], '.2f'):>7}"
         )
     whales = result["detectors"].get("whale_as_cascade", {})

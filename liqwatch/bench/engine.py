@@ -18,6 +18,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from liqwatch.bench.detect import quiet_engine_logs
 from liqwatch.schema import (
     Completeness,
     Liquidation,
@@ -226,10 +227,11 @@ def run_embedded(
     """``rate`` events/s of market for ``seconds`` through the engine; the naive baseline is
     slow, so both run the stream's first ``naive_events`` events for the speed-up."""
     stream = synthetic_stream(seconds, rate)
-    engine_s, outputs = _time_engine(stream.envelopes)
-    prefix = _prefix(stream, naive_events)
-    n_prefix = sum(len(e) for e in prefix)
-    prefix_s, _ = _time_engine(prefix)
+    with quiet_engine_logs():
+        engine_s, outputs = _time_engine(stream.envelopes)
+        prefix = _prefix(stream, naive_events)
+        n_prefix = sum(len(e) for e in prefix)
+        prefix_s, _ = _time_engine(prefix)
     naive_s = _time_naive(prefix)
     engine_rate = stream.events / engine_s
     naive_rate = n_prefix / naive_s

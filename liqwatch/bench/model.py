@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from liqwatch.bench.detect import SEEDS_PER_SCENARIO, envelopes, recordings
+from liqwatch.bench.detect import SEEDS_PER_SCENARIO, envelopes, quiet_engine_logs, recordings
 from liqwatch.schema import ClusterSnapshot, Layer, Liquidation, MarkPrice, Side
 
 HORIZON_S = 60  # a band counts as a prediction only once it is this old
@@ -147,7 +147,7 @@ def run(scenarios_dir: Path | None = None, seeds: int = SEEDS_PER_SCENARIO) -> d
     window_pct = EngineConfig.default().for_asset("BTC").cluster.window_pct
     total = Tally()
     names = []
-    with tempfile.TemporaryDirectory(prefix="liqwatch-model-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="liqwatch-model-") as tmp, quiet_engine_logs():
         for k, rec in enumerate(recordings(scenarios_dir, Path(tmp), seeds)):
             liqs, outputs = replay_for_model(rec.path)
             snaps = [o for o in outputs if isinstance(o, ClusterSnapshot)]

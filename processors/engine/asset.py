@@ -13,20 +13,15 @@ from collections.abc import Callable
 import numpy as np
 
 from liqwatch.schema import (
-    Alert,
-    AlertUpdate,
-    CascadePhase,
     Completeness,
     DeadLetter,
     Liquidation,
     MarketEvent,
     MarkPrice,
-    Signal,
 )
 from processors.engine import claims
-from processors.engine.alerts import AlertContext, Claim, build_alert
 from processors.engine.approach import ApproachDetector
-from processors.engine.cascade import CascadeDetector, CascadeEvent, venue_bit
+from processors.engine.cascade import CascadeDetector, venue_bit
 from processors.engine.clusters import find_clusters
 from processors.engine.common import TICK_MS, IntArray
 from processors.engine.config import AssetConfig
@@ -49,14 +44,14 @@ from processors.engine.keylevels import KeyLevelWatch
 from processors.engine.market import OI_SAMPLE_MS, MarketContext
 from processors.engine.pressure import PressureTracker
 from processors.engine.realized import RealizedLayer
+from processors.engine.reporting import Output, Reporter
 from processors.engine.snapshots import cluster_snapshots, heatmap_snapshot
 from processors.engine.state import AssetState
-from processors.engine.sweep import SweepDetector, SweepResult
+from processors.engine.sweep import SweepDetector
 from processors.engine.tracker import ClusterTracker
 
 log = logging.getLogger(__name__)
 
-Output = Signal | Alert | AlertUpdate
 MAX_CATCHUP_TICKS = 600  # after a longer silence, time-driven work jumps to the present
 
 
@@ -77,6 +72,7 @@ class AssetEngine:
         )
         self.key_levels = KeyLevelWatch(cfg.key_levels, state.key_levels if state else None)
         self.market = MarketContext(cfg.staleness, state.market if state else None)
+        self.report = Reporter(asset, cfg, self.market, self.estimated)
         self.state = state or self._new_state()
         self.dead_letters: list[DeadLetter] = []
         self.on_stale: Callable[[str, str, bool], None] | None = None
@@ -147,9 +143,9 @@ class AssetEngine:
         bits = self._tally(c)
         out: list[Output] = []
         for ev in self.cascade.add(c.ts, c.side, c.usd, bits, ref):
-            out += self._cascade_outputs(ev)
+            out += self.report.cascade(ev)
         for res in self.sweeps.on_liquidations(c.ts, price, c.side, c.usd, c.sampled):
-            out += self._sweep_outputs(res)
+            out += self.report.sweep(res)
         return out
 
     def _tally(self, c: LiqColumns) -> IntArray:
@@ -182,11 +178,11 @@ class AssetEngine:
         results, swept = self.sweeps.on_prices(c.ts, c.price, self.tracker)
         out: list[Output] = []
         for res in results:
-            out += self._sweep_outputs(res)
+            out += self.report.sweep(res)
         out += self._approaches(now, self.price, swept)
         self.cascade.on_prices(c.ts, c.price)
         for ev in self.cascade.evaluate(now, self.price):
-            out += self._cascade_outputs(ev)
+            out += self.report.cascade(ev)
         return out
 
     def _open_interest(self, c: OIColumns) -> list[Output]:
@@ -240,7 +236,7 @@ class AssetEngine:
     def _implied(self, ts: int, side: int, usd: float, venue: str) -> list[Output]:
         out: list[Output] = []
         for ev in self.cascade.add_implied(ts, side, usd, venue_bit(venue), self.price):
-            out += self._cascade_outputs(ev)
+            out += self.report.cascade(ev)
         return out
 
     # --- time-driven work -------------------------------------------------------------------
@@ -267,9 +263,9 @@ class AssetEngine:
         self.estimated.decay_to(t)
         out: list[Output] = []
         for ev in self.cascade.tick(t, self.price):
-            out += self._cascade_outputs(ev)
+            out += self.report.cascade(ev)
         for res in self.sweeps.tick(t):
-            out += self._sweep_outputs(res)
+            out += self.report.sweep(res)
         if self.price > 0 and t % self.cfg.cluster.eval_ms == 0:
             out += self._evaluate_clusters(t)
         out += self._pressure(t)
@@ -296,7 +292,7 @@ class AssetEngine:
         fresh = self.estimated.state.fresh
         for event in self.tracker.update(raws, t, self.price, levels, fresh):
             band = self.tracker.band(event.cluster)
-            out += self._alert(claims.shift_claim(self.asset, event, band, self.price), t)
+            out += self.report.alert(claims.shift_claim(self.asset, event, band, self.price), t)
         out += self._approaches(t, self.price, [])
         return out
 
@@ -308,7 +304,7 @@ class AssetEngine:
             for r in self.approach.resolve(now, price, self.tracker, swept)
         ]
         for opened in self.approach.check(now, price, self.tracker):
-            out += self._alert(claims.approach_claim(self.asset, opened), now)
+            out += self.report.alert(claims.approach_claim(self.asset, opened), now)
         return out
 
     def _pressure(self, t: int) -> list[Output]:
@@ -318,7 +314,9 @@ class AssetEngine:
         for shift in self.pressure.tick(t, x):
             if self.price > 0:
                 inv = self.cfg.pressure.invalidation_pct
-                out += self._alert(claims.pressure_claim(self.asset, shift, t, self.price, inv), t)
+                out += self.report.alert(
+                    claims.pressure_claim(self.asset, shift, t, self.price, inv), t
+                )
         return out
 
     def _key_levels(self, t: int) -> list[Output]:
@@ -326,7 +324,7 @@ class AssetEngine:
             return []
         out: list[Output] = []
         for hit in self.key_levels.check(self.grid, self.realized):
-            out += self._alert(claims.key_level_claim(self.asset, hit, t, self.price), t)
+            out += self.report.alert(claims.key_level_claim(self.asset, hit, t, self.price), t)
         return out
 
     def _staleness(self, t: int) -> None:
@@ -370,41 +368,4 @@ class AssetEngine:
             realized=self.realized,
             cfg=self.cfg,
         )
-        return out
-
-    # --- outputs ----------------------------------------------------------------------------
-
-    def context(self, now: int) -> AlertContext:
-        total_oi = self.estimated.total_oi_usd()
-        return AlertContext(
-            asset=self.asset,
-            now=now,
-            price=self.price,
-            instruments=self.market.fresh_instruments(now),
-            venues=self.market.coverage(now),
-            oi_usd=total_oi if self.estimated.state.instruments else None,
-            oi_delta_1h_usd=self.market.oi_delta(now, total_oi),
-            funding=self.market.funding(now),
-        )
-
-    def _alert(self, claim: Claim, now: int) -> list[Output]:
-        alert = build_alert(claim, self.context(now))
-        if alert is None:
-            log.warning("%s alert %s dropped: no invalidation level", claim.kind, claim.alert_id)
-            return []
-        return [alert]
-
-    def _cascade_outputs(self, ev: CascadeEvent) -> list[Output]:
-        window_s = self.cfg.cascade.window_s
-        out: list[Output] = [claims.cascade_signal(self.asset, ev, window_s)]
-        if ev.phase is CascadePhase.STARTED:
-            out += self._alert(claims.cascade_claim(self.asset, ev, window_s), ev.ts)
-        else:
-            out.append(claims.cascade_update(ev))
-        return out
-
-    def _sweep_outputs(self, res: SweepResult) -> list[Output]:
-        out: list[Output] = [claims.sweep_signal(self.asset, res)]
-        if res.confirmed or self.cfg.sweep.alert_unconfirmed:
-            out += self._alert(claims.sweep_claim(self.asset, res), res.ts)
         return out

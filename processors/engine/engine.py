@@ -9,13 +9,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from operator import attrgetter
 
-from liqwatch.schema import Alert, AlertUpdate, DeadLetter, MarketEvent, VenueCoverage
-from processors.engine.asset import AssetEngine, Output
+from liqwatch.schema import (
+    Alert,
+    AlertUpdate,
+    DeadLetter,
+    Liquidation,
+    MarketEvent,
+    MarkPrice,
+    OpenInterest,
+    VenueCoverage,
+)
+from processors.engine.asset import AssetEngine
 from processors.engine.config import EngineConfig
 from processors.engine.inputs import dead_letter
 from processors.engine.metrics import EngineMetrics
+from processors.engine.reporting import Output
 from processors.engine.serde import decode_state, encode_state
 from processors.engine.state import STATE_VERSION, AssetState
 
@@ -42,6 +51,9 @@ class Engine:
         """Processes a batch (usually one envelope); returns signals, alerts and updates."""
         out: list[Output] = []
         for asset, run in _runs(events):
+            if not isinstance(run[0], Liquidation | MarkPrice | OpenInterest):
+                self._drop(run, f"not a market event: {type(run[0]).__name__}")
+                continue
             if not asset:
                 self._drop(run, "event without an asset")
                 continue
@@ -144,20 +156,21 @@ def _runs(events: Sequence[MarketEvent]) -> Iterator[tuple[str, list[MarketEvent
     if not events:
         return
     batch = list(events)
-    if len(set(map(type, batch))) == 1 and len(set(map(_ASSET, batch))) == 1:
-        yield batch[0].asset, batch  # an envelope: the usual case
+    if len(set(map(type, batch))) == 1 and len(set(map(_asset_of, batch))) == 1:
+        yield _asset_of(batch[0]), batch  # an envelope: the usual case
         return
     run: list[MarketEvent] = []
     key: tuple[str, type] | None = None
     for e in batch:
-        k = (e.asset, type(e))
+        k = (_asset_of(e), type(e))
         if k != key and run:
-            yield run[0].asset, run
+            yield _asset_of(run[0]), run
             run = []
         key = k
         run.append(e)
     if run:
-        yield run[0].asset, run
+        yield _asset_of(run[0]), run
 
 
-_ASSET = attrgetter("asset")
+def _asset_of(event: object) -> str:
+    return str(getattr(event, "asset", "") or "")

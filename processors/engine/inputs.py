@@ -49,19 +49,24 @@ class OIColumns:
     usd: FloatArray
 
 
-def dead_letter(event: msgspec.Struct, kind: str, reason: str) -> DeadLetter:
+def dead_letter(event: object, kind: str, reason: str) -> DeadLetter:
+    try:
+        raw = msgspec.json.encode(event).decode()
+    except (TypeError, ValueError):  # not a record at all: keep what it looks like
+        raw = repr(event)
+    ts_recv = getattr(event, "ts_recv", 0)
     return DeadLetter(
         source="worker/engine",
         venue=str(getattr(event, "venue", "")),
         channel=kind,
         reason=reason,
-        raw=msgspec.json.encode(event).decode(),
-        ts_recv=int(getattr(event, "ts_recv", 0)),
+        raw=raw,
+        ts_recv=ts_recv if isinstance(ts_recv, int) else 0,
     )
 
 
 def _split(
-    events: Sequence[msgspec.Struct], ok: BoolArray, kind: str, reason: str
+    events: Sequence[object], ok: BoolArray, kind: str, reason: str
 ) -> tuple[list[DeadLetter], BoolArray]:
     if bool(ok.all()):
         return [], ok

@@ -12,7 +12,8 @@ price that price has not entered:
 * dissolved: an announced cluster disappears, or falls below ``dissolve_ratio`` of its peak
   notional, without price having entered it (it must reach bright again to re-form);
 * moved: the side's dominant cluster (largest notional, at least medium) is replaced by a
-  non-overlapping one holding ``dominant_margin`` × the old one's notional.
+  non-overlapping one holding ``dominant_margin`` × the old one's notional (when the old one
+  leaves, swept or faded, the next one takes over silently).
 """
 
 from __future__ import annotations
@@ -237,10 +238,8 @@ class ClusterTracker:
             best = max(candidates, key=lambda c: (c.notional, -c.lo))
             current = next((c for c in candidates if c.cid == self.state.dominant[side]), None)
             if current is None:
-                old = self.state.dominant[side]
+                # the old one left (swept, entered, faded, out of reach): not a move
                 self.state.dominant[side] = best.cid
-                if old and (gone := self._find(old)) is not None:
-                    events += self._moved(best, gone, now)
                 continue
             if best is not current and best.notional >= self.cfg.dominant_margin * current.notional:
                 self.state.dominant[side] = best.cid
@@ -251,9 +250,6 @@ class ClusterTracker:
         if new.lo <= old.hi and old.lo <= new.hi:
             return []
         return [ShiftEvent("moved", copy(new), now, moved_from=self.band(old))]
-
-    def _find(self, cid: str) -> TrackedCluster | None:
-        return next((c for c in self.state.clusters if c.cid == cid), None)
 
     def remove(self, cid: str) -> None:
         self.state.clusters = [c for c in self.state.clusters if c.cid != cid]

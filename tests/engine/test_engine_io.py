@@ -200,3 +200,15 @@ def test_assets_in_one_batch_do_not_affect_each_other() -> None:
 
 def _eth_update(o: object) -> bool:
     return "-ETH-" in getattr(o, "alert_id", "")
+
+
+def test_things_that_are_not_market_events_are_dead_lettered() -> None:
+    engine = Engine(EngineConfig.default())
+    out = engine.process([{"venue": "bybit"}, mark(T0, P), "garbage"])  # type: ignore[list-item]
+    assert out == []
+    reasons = [d.reason for d in engine.drain_dead_letters()]
+    assert reasons == ["not a market event: dict", "not a market event: str"]
+    assert engine.assets() == ["BTC"]
+    no_asset = msgspec.structs.replace(mark(T0 + 1, P), asset="")
+    engine.process([no_asset])
+    assert [d.reason for d in engine.drain_dead_letters()] == ["event without an asset"]

@@ -6,9 +6,14 @@ shorts at 103,500 (bright clusters), $2M of 50x at 98,500 / 101,500, and so on.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from liqwatch.schema import AlertStatus, Intensity, Side, SweepSignal
+from processors.engine.clusters import RawCluster
+from processors.engine.config import ClusterConfig, GridConfig
+from processors.engine.grid import PriceGrid
+from processors.engine.tracker import ClusterTracker
 from tests.engine.events import T0, Driver, config, liq, mark, oi, quiet_marks
 
 P = 100_000.0
@@ -151,3 +156,29 @@ def test_an_old_band_coming_into_reach_is_not_news() -> None:
     assert any(
         c.lo <= d.engine.asset_engine("BTC").grid.global_index(90_500) <= c.hi for c in tracked
     )
+
+
+def test_dominant_cluster_moving_is_reported_once() -> None:
+    """Tracker rules on given clusters: a non-overlapping medium+ cluster holding 1.25× the
+    dominant one's notional takes over (moved); smaller margins do not flap."""
+    grid = PriceGrid(GridConfig())
+    grid.centre_on(P)
+    tracker = ClusterTracker(ClusterConfig(), grid)
+    levels = np.zeros((2, grid.size))
+    a_lo, b_lo = grid.global_index(97_000), grid.global_index(98_500)
+
+    def raws(a_usd: float, b_usd: float) -> list[RawCluster]:
+        return [
+            RawCluster(0, a_lo, a_lo + 2, a_usd, 2.8),
+            RawCluster(0, b_lo, b_lo + 2, b_usd, 2.8),
+        ]
+
+    events = tracker.update(raws(3e6, 2e6), T0, P, levels, levels)
+    assert events == []  # medium clusters: nothing formed, A dominant
+    for k, b_usd in enumerate([3.5e6, 3.7e6, 3.2e6]):  # within the 1.25 margin: no flapping
+        assert tracker.update(raws(3e6, b_usd), T0 + (k + 1) * 1000, P, levels, levels) == []
+    (moved,) = tracker.update(raws(3e6, 3.9e6), T0 + 5000, P, levels, levels)
+    assert moved.subkind == "moved"
+    assert moved.cluster.lo == b_lo
+    assert moved.moved_from == tracker.band(tracker.clusters[0])
+    assert tracker.update(raws(3e6, 3.9e6), T0 + 6000, P, levels, levels) == []
