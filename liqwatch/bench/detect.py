@@ -245,9 +245,10 @@ def match(name: str, alerts: list[Alert], labels: list[Label], rule: Rule) -> Sc
 
 
 def onset_ms(label: Label, liquidations: list[Liquidation]) -> int:
-    """When the burst began: the first second of the label whose observed notional of its
-    side reaches ONSET_SHARE of its busiest second (the labelled start is the first
-    liquidation of the chain, often a trickle well before the burst)."""
+    """When the burst began as the feeds show it: the first second of the label whose observed
+    notional of its side reaches ONSET_SHARE of its busiest second. The labelled start applies
+    the same rule to every true liquidation (docs/synthetic.md), so the two agree unless
+    sampling or partial feeds hide part of the burst."""
     per_second: dict[int, float] = {}
     for e in liquidations:
         mine = e.asset == label.asset and e.side == label.side

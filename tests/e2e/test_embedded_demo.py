@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -20,8 +21,9 @@ from liqwatch.schema import Alert, AlertKind, AlertUpdate, Side
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def liqwatch(*args: str, env: dict[str, str] | None = None, stdin: bytes | None = None,
-             timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
+def liqwatch(
+    *args: str, env: dict[str, str] | None = None, stdin: bytes | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[bytes]:
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "liqwatch.cli", *args],
@@ -34,7 +36,7 @@ def liqwatch(*args: str, env: dict[str, str] | None = None, stdin: bytes | None 
 
 
 class _Hook(BaseHTTPRequestHandler):
-    received: list[dict[str, object]] = []
+    received: ClassVar[list[dict[str, object]]] = []
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
@@ -61,7 +63,9 @@ def webhook() -> Iterator[tuple[str, list[dict[str, object]]]]:
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[bytes]]:
+def demo_run(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, subprocess.CompletedProcess[bytes]]:
     data = tmp_path_factory.mktemp("demo")
     result = liqwatch("demo", "--data-dir", str(data))
     return data, result
@@ -95,8 +99,9 @@ def test_demo_finds_the_labelled_cascades(demo_run) -> None:
 
 def test_demo_rows_are_queryable_with_liqwatch_sql(demo_run) -> None:
     data, _ = demo_run
-    result = liqwatch("sql", "SELECT count() FROM liquidations", "--format", "csv",
-                      "--data-dir", str(data))
+    result = liqwatch(
+        "sql", "SELECT count() FROM liquidations", "--format", "csv", "--data-dir", str(data)
+    )
     assert result.returncode == 0, result.stderr.decode()
     rows = int(result.stdout.decode().strip().splitlines()[-1])
     expected = 0
@@ -105,12 +110,15 @@ def test_demo_rows_are_queryable_with_liqwatch_sql(demo_run) -> None:
         ch = rec["channel"]
         if ch.startswith(("!forceOrder", "allLiquidation", "liquidation-orders")):
             frame = rec["frame"]
-            expected += 1 if ch.startswith("!forceOrder") else sum(
-                len(d.get("details", [d])) for d in frame["data"]
+            expected += (
+                1
+                if ch.startswith("!forceOrder")
+                else sum(len(d.get("details", [d])) for d in frame["data"])
             )
     assert rows == expected > 0
-    alerts = liqwatch("sql", "SELECT count() FROM alerts FINAL", "--format", "csv",
-                      "--data-dir", str(data))
+    alerts = liqwatch(
+        "sql", "SELECT count() FROM alerts FINAL", "--format", "csv", "--data-dir", str(data)
+    )
     assert int(alerts.stdout.decode().strip().splitlines()[-1]) == sum(
         isinstance(r, Alert) for r in _records(data / "alerts.jsonl")
     )
@@ -146,8 +154,9 @@ def test_replay_delivers_to_a_real_webhook_and_counts_bad_frames(
     ]
     recording.write_bytes(b"\n".join(bad[:2] + good + bad[2:]) + b"\n")
     out_dir = tmp_path / "run"
-    result = liqwatch("replay", str(recording), "--data-dir", str(out_dir),
-                      env={"LIQWATCH_NOTIFY_URLS": url})
+    result = liqwatch(
+        "replay", str(recording), "--data-dir", str(out_dir), env={"LIQWATCH_NOTIFY_URLS": url}
+    )
     assert result.returncode == 0, result.stderr.decode()[-3000:]
     out = result.stdout.decode()
     assert "4 dead letters" in out
@@ -155,19 +164,25 @@ def test_replay_delivers_to_a_real_webhook_and_counts_bad_frames(
     assert len(received) >= len(alerts) > 0
     titles = {str(m.get("title", "")) for m in received}
     assert any("cascade" in t.lower() for t in titles)
-    dead = liqwatch("sql", "SELECT count() FROM dead_letters", "--format", "csv",
-                    "--data-dir", str(out_dir))
+    dead = liqwatch(
+        "sql", "SELECT count() FROM dead_letters", "--format", "csv", "--data-dir", str(out_dir)
+    )
     assert int(dead.stdout.decode().strip().splitlines()[-1]) == 4
 
 
 def test_parse_reports_each_bad_frame_and_keeps_going() -> None:
-    frames = b"\n".join([
-        b'{"e":"forceOrder","E":1760130312345,"o":{"s":"BTCUSDT","S":"SELL","o":"LIMIT","f":"IOC",'
-        b'"q":"0.740","p":"112350.10","ap":"112401.80","X":"FILLED","l":"0.740","z":"0.740",'
-        b'"T":1760130312340}}',
-        b"garbage",
-        b'{"e":"forceOrder","E":1}',
-    ]) + b"\n"
+    frames = (
+        b"\n".join(
+            [
+                b'{"e":"forceOrder","E":1760130312345,"o":{"s":"BTCUSDT","S":"SELL","o":"LIMIT","f":"IOC",'
+                b'"q":"0.740","p":"112350.10","ap":"112401.80","X":"FILLED","l":"0.740","z":"0.740",'
+                b'"T":1760130312340}}',
+                b"garbage",
+                b'{"e":"forceOrder","E":1}',
+            ]
+        )
+        + b"\n"
+    )
     result = liqwatch("parse", "--venue", "binance", stdin=frames)
     assert result.returncode != 0
     events = [json.loads(line) for line in result.stdout.decode().splitlines()]
