@@ -29,7 +29,7 @@ def _show(name: str, result: dict[str, object]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=500_000, help="rows through the sink")
+    parser.add_argument("--rows", type=int, default=1_000_000, help="rows through the sink")
     parser.add_argument("--batch-rows", type=int, default=50_000)
     parser.add_argument("--repeats", type=int, default=2, help="best of N sink/raw runs")
     parser.add_argument("--days", type=int, default=30, help="days of history for the query")

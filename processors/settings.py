@@ -25,4 +25,4 @@ class WorkerSettings(BaseSettings):
     # the busiest topic (measured: 31k vs 44k events/s, RSS 252 vs 290 MB, on the stress load)
     max_fetch_bytes: int = Field(default=2 * 1024 * 1024, ge=1024 * 1024)
     # envelopes waiting in the merge before the topic-partitions that are ahead are paused
-    max_buffered_envelopes: int = Field(default=20_000, ge=100)
+    max_buffered_envelopes: int = Field(default=200, ge=10)

@@ -181,7 +181,7 @@ class SinkBenchConfig:
 
 
 def run_sink_bench(
-    rows: int = 500_000,
+    rows: int = 1_000_000,
     *,
     bootstrap: str | None = None,
     clickhouse_url: str | None = None,
@@ -363,7 +363,7 @@ def _sink_run(
     values: dict[str, Any] = {
         "group_id": f"bench-{uuid.uuid4().hex[:8]}",
         "batch_max_rows": config.batch_rows,
-        "buffer_max_rows": config.batch_rows * 4,
+        "buffer_max_rows": config.batch_rows * 6,
         "metrics_port": 0,
         "migrate_on_start": False,
         "kafka": KafkaSettings(bootstrap_servers=kafka, topic_prefix=topics.prefix),

@@ -134,7 +134,10 @@ class SinkLoop:
         else:
             self._full_since = None
             self._set_paused(False)
-            messages = self.consumer.consume(self._fetch_size(), timeout=0.1)
+            # Take what has arrived without waiting for a full fetch; block only when idle.
+            messages = self.consumer.consume(self._fetch_size(), timeout=0)
+            if not messages:
+                messages = self.consumer.consume(1, timeout=0.1)
             self._take(messages)
         self._report()
 

@@ -46,6 +46,9 @@ def consumer_config(settings: SinkSettings) -> dict[str, object]:
         "partition.assignment.strategy": "range",
         "session.timeout.ms": settings.session_timeout_ms,
         "queued.max.messages.kbytes": settings.fetch_queue_kbytes,
+        # Envelopes are tens of kB: the 1 MB default brings a dozen per partition per fetch.
+        "max.partition.fetch.bytes": settings.fetch_partition_kbytes * 1024,
+        "fetch.max.bytes": max(52_428_800, settings.fetch_partition_kbytes * 1024 * 4),
         "logger": logging.getLogger("sinks.kafka"),
     }
 

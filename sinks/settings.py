@@ -35,10 +35,10 @@ class SinkSettings(BaseSettings):
     batch_max_ms: int = Field(default=1_000, ge=1)
     # Hard bound on rows held in memory (the batch being inserted plus the one filling up).
     # At the bound the sink pauses its partitions until ClickHouse catches up.
-    buffer_max_rows: int = Field(default=200_000, ge=1)
+    buffer_max_rows: int = Field(default=300_000, ge=1)
     # Batches stored concurrently (each on its own connection); offsets still commit in order.
-    # Two let ClickHouse finish one insert while the next one is being sent.
-    max_inflight_batches: int = Field(default=2, ge=1, le=8)
+    # Several let ClickHouse finish one insert while the next ones are being sent.
+    max_inflight_batches: int = Field(default=3, ge=1, le=8)
     # A full buffer first just waits for a batch to be stored; after this long the partitions
     # are paused (so a long ClickHouse outage costs no fetching, and the group stays served).
     pause_after_s: float = Field(default=1.0, ge=0)
@@ -51,7 +51,9 @@ class SinkSettings(BaseSettings):
     # Longest wait for one ClickHouse request (an insert of a whole batch) before retrying it.
     request_timeout_s: float = Field(default=120.0, gt=0)
     poll_max_messages: int = Field(default=2_000, ge=1)
+    # Raw messages the Kafka client may prefetch, outside the row bound above (its own memory).
     fetch_queue_kbytes: int = Field(default=32_768, ge=1)
+    fetch_partition_kbytes: int = Field(default=8_192, ge=1)
     session_timeout_ms: int = Field(default=10_000, ge=1)
     revoke_timeout_s: float = Field(default=30.0, gt=0)
     lag_interval_s: float = Field(default=5.0, gt=0)

@@ -127,7 +127,7 @@ class AssetSim:
             t = self.s.start_ms + k * step_ms
             if k % steps_per_s == 0:
                 self._sample(t, price)
-            self._voluntary_flow(k, price)
+            pending += self._voluntary_flow(k, price)
             released = pending * release
             pending -= released
             log_p += move + released
@@ -139,15 +139,20 @@ class AssetSim:
         self.tape.band_labels = self.bands.finish(self.s.end_ms)
         return self.tape
 
-    def _voluntary_flow(self, k: int, price: float) -> None:
-        """Opens, crowd unwinds and voluntary closes due at step ``k``."""
+    def _voluntary_flow(self, k: int, price: float) -> float:
+        """Opens, crowd unwinds and voluntary closes due at step ``k``; returns the opens'
+        pending log-price impact (opening takers: a long buys, a short sells)."""
+        opened = 0.0
         while self.next_order < len(self.orders) and self.orders[self.next_order].step == k:
-            self._open(self.orders[self.next_order], price)
+            order = self.orders[self.next_order]
+            self._open(order, price)
+            opened += order.notional_usd if order.side is Side.LONG else -order.notional_usd
             self.next_order += 1
         while self.unwinds and self.unwinds[0][0] == k:
             self._unwind(k, heapq.heappop(self.unwinds)[1])
         while self.closes and self.closes[0][0] <= k:
             self.book.close(heapq.heappop(self.closes)[1])
+        return opened * self.spec.open_impact_bp_per_musd * 1e-4 / 1e6
 
     def _sample(self, t: int, price: float) -> None:
         self.tape.sample_ts.append(t)

@@ -105,7 +105,8 @@ class OrderPlan:
     def _crowd_leverage(self, crowd: Crowd, n: int) -> np.ndarray:
         if crowd.leverage is not None:
             return np.full(n, crowd.leverage)
-        levs, weights = zip(*sorted(self.asset.flow.leverage_mix.items()), strict=True)
+        mix = crowd.leverage_mix or self.asset.flow.leverage_mix
+        levs, weights = zip(*sorted(mix.items()), strict=True)
         p = np.array(weights, dtype=float)
         return self.rng.choice(np.array(levs), size=n, p=p / p.sum())
 

@@ -61,6 +61,8 @@ class AssetSpec(_Spec, kw_only=True, frozen=True):
     start_price: Positive
     impact_bp_per_musd: NonNegative  # permanent price impact of 1 M USD of forced orders
     impact_tau_s: Positive = 12.0  # forced orders hit the book over ~tau seconds
+    # permanent impact of 1 M USD of position opens (takers: longs buy, shorts sell)
+    open_impact_bp_per_musd: NonNegative = 0.0
     base_oi_usd: NonNegative  # positions outside the simulation (never liquidated)
     funding_rate: float = 0.0001
     regimes: list[Regime]
@@ -90,7 +92,8 @@ class Crowd(_Spec, kw_only=True, frozen=True):
     over_s: Positive = 60.0
     notional_usd: Positive
     positions: Annotated[int, msgspec.Meta(ge=1)] = 100
-    leverage: int | None = None  # None: the asset's background leverage mix
+    leverage: int | None = None  # None: leverage_mix, else the asset's background mix
+    leverage_mix: dict[int, NonNegative] | None = None
     hold_min: Positive = 600.0
     venues: list[Venue] | None = None  # None: spread by venue share
 
@@ -142,6 +145,7 @@ class LabelRules(_Spec, kw_only=True, frozen=True):
     approach_pct: Positive = 0.5
     invalidation_pct: Positive = 1.5
     dissolve_ratio: Fraction = 0.5
+    onset_share: Fraction = 0.1
 
 
 class Scenario(_Spec, kw_only=True, frozen=True):
@@ -287,6 +291,12 @@ def _check_events(s: Scenario) -> list[str]:
     for crowd in s.crowds:
         if crowd.leverage is not None:
             problems += _check_leverages(f"crowd {crowd.name}", [crowd.leverage])
+        if crowd.leverage_mix is not None:
+            problems += _check_leverages(f"crowd {crowd.name}", list(crowd.leverage_mix))
+            if crowd.leverage is not None or sum(crowd.leverage_mix.values()) <= 0:
+                problems.append(
+                    f"crowd {crowd.name}: leverage_mix needs positive weights and no leverage"
+                )
     for whale in s.whales:
         problems += _check_leverages(f"whale at {whale.at_min}", [whale.leverage])
     problems += [f"unwind: no crowd named {u.crowd!r}" for u in s.unwinds if u.crowd not in crowds]

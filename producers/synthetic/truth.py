@@ -86,14 +86,31 @@ def _chain_labels(
         and biggest < rules.whale_max_share * total
     )
     if is_cascade:
-        return [_cascade(chain, total, peak, silences)]
+        onset = burst_onset_ms(liqs, rules.onset_share)
+        return [_cascade(chain, onset, total, peak, silences)]
     return [_whale(liq, seen) for liq, seen in chain if liq.notional_usd >= spec.whale_min_usd]
 
 
-def _cascade(chain: list[Entry], total: float, peak: float, silences: Sequence[Silence]) -> Label:
+def burst_onset_ms(liqs: Sequence[ForcedLiquidation], onset_share: float) -> int:
+    """Time of the chain's first liquidation in its first whole second whose notional reaches
+    ``onset_share`` of the chain's busiest second: the burst, not the trickle before it."""
+    per_second: dict[int, float] = {}
+    for liq in liqs:
+        per_second[liq.ts // 1000] = per_second.get(liq.ts // 1000, 0.0) + liq.notional_usd
+    busiest = max(per_second.values())
+    onset_second = min(s for s, usd in per_second.items() if usd >= onset_share * busiest)
+    return min(liq.ts for liq in liqs if liq.ts // 1000 == onset_second)
+
+
+def _cascade(
+    chain: list[Entry], onset: int, total: float, peak: float, silences: Sequence[Silence]
+) -> Label:
     first, last = chain[0][0], chain[-1][0]
     fills = [liq.fill_price for liq, _ in chain]
-    note = f"cascade events={len(chain)} notional_usd={total:.0f} peak_window_usd={peak:.0f}"
+    note = (
+        f"cascade events={len(chain)} notional_usd={total:.0f} peak_window_usd={peak:.0f}"
+        f" chain_start_ms={first.ts}"
+    )
     for s in silences:
         if s.start_ms <= last.ts and first.ts < s.end_ms:
             note += f" stale_venue={s.venue} stale_from={s.start_ms} stale_to={s.end_ms}"
@@ -101,7 +118,7 @@ def _cascade(chain: list[Entry], total: float, peak: float, silences: Sequence[S
         kind=LabelKind.CASCADE,
         asset=first.asset,
         side=first.side,
-        start_ms=first.ts,
+        start_ms=onset,
         end_ms=last.ts,
         band_lo=min(fills),
         band_hi=max(fills),

@@ -15,9 +15,9 @@ from processors.metrics import WorkerMetrics
 from producers.metrics import ProducerMetrics
 from sinks.metrics import SinkMetrics
 
-CONTRACT = yaml.safe_load(
-    (Path(__file__).parents[2] / "deploy" / "metrics.yaml").read_text()
-)["components"]
+CONTRACT = yaml.safe_load((Path(__file__).parents[2] / "deploy" / "metrics.yaml").read_text())[
+    "components"
+]
 CLASSES: dict[str, Any] = {
     "producer": ProducerMetrics,
     "worker": WorkerMetrics,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from liqwatch.schema import Label, LabelKind, RecordedFrame, Side
 from producers.synthetic import load_scenario, scenario_names
+from producers.synthetic.market import simulate
 from tests.synthetic.conftest import Generated
 from tests.synthetic.venue_time import liquidations_in, venue_ts
 
@@ -223,3 +224,23 @@ def test_no_unplanned_events(library: dict[str, Generated]) -> None:
             assert WHALE not in kinds, name
         if not scenario.pushes:
             assert CASCADE not in kinds, name
+
+
+def test_cascade_starts_at_the_burst_not_the_trickle(library: dict[str, Generated]) -> None:
+    """start_ms: first liquidation of the first second carrying ≥ 10 % of the busiest second."""
+    for name in ("long_cascade", "short_squeeze", "demo"):
+        forced = [liq for tape in simulate(load_scenario(name)) for liq in tape.liquidations]
+        for lab in of(library[name], CASCADE):
+            chain_start = int(note_value(lab, "chain_start_ms"))
+            assert chain_start < lab.start_ms <= lab.end_ms  # these chains begin with a trickle
+            per_second: dict[int, float] = {}
+            for liq in forced:
+                mine = liq.asset == lab.asset and liq.side is lab.side
+                if mine and chain_start <= liq.ts <= lab.end_ms:
+                    sec = liq.ts // 1000
+                    per_second[sec] = per_second.get(sec, 0.0) + liq.notional_usd
+            busiest = max(per_second.values())
+            before = [usd for sec, usd in per_second.items() if sec < lab.start_ms // 1000]
+            assert per_second[lab.start_ms // 1000] >= 0.1 * busiest
+            assert before and all(usd < 0.1 * busiest for usd in before)
+            assert any(liq.ts == lab.start_ms for liq in forced)
