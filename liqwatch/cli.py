@@ -163,7 +163,8 @@ def sql(
     if (query is None) == (sql_file is None):
         raise click.UsageError("give a QUERY or -f FILE")
     text = query if query is not None else Path(str(sql_file)).read_text()
-    client, _database = open_client(data_dir, clickhouse_url)
+    # a read-only analyst user cannot migrate: only the embedded store is set up on first use
+    client, _database = open_client(data_dir, clickhouse_url, migrate_schema=clickhouse_url is None)
     try:
         click.echo(run_sql(client, text, fmt, readonly=not write))  # type: ignore[arg-type]
     except Exception as exc:
@@ -284,7 +285,7 @@ def alerts_review(hours: float, limit: int, data_dir: Path, clickhouse_url: str 
     from alerts.review import review  # noqa: PLC0415
     from liqwatch.store import open_client  # noqa: PLC0415
 
-    client, database = open_client(data_dir, clickhouse_url)
+    client, database = open_client(data_dir, clickhouse_url, migrate_schema=clickhouse_url is None)
     since_ms = 0 if hours <= 0 else _now_ms() - int(hours * 3_600_000)
     click.echo(review(client, database, since_ms, limit))
 

@@ -8,7 +8,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from liqwatch import codec
+from liqwatch.outcome_records import outcome_from_update
 from liqwatch.schema import (
     Alert,
     AlertUpdate,
@@ -20,11 +23,21 @@ from liqwatch.schema import (
     Liquidation,
     MarkPrice,
     OpenInterest,
+    Outcome,
     SweepSignal,
 )
 from liqwatch.topics import Topics
 from sinks import wire
 from sinks.clickhouse import rows as r
+
+
+class OutcomeRow(msgspec.Struct, frozen=True):
+    """An outcome the alerter computed (an AlertUpdate with subkind ``outcome``)."""
+
+    alert_id: str
+    outcome: Outcome
+    computed_at: int
+
 
 Record = (
     Liquidation
@@ -38,6 +51,7 @@ Record = (
     | AlertUpdate
     | Delivery
     | DeadLetter
+    | OutcomeRow
 )
 TopicPartition = tuple[str, int]
 
@@ -73,12 +87,24 @@ def decode_records(role: Role, value: bytes | None) -> Sequence[Record]:
         if role is Role.SIGNALS:
             return [codec.signal_decoder.decode(value)]
         if role is Role.ALERTS:
-            return [codec.alert_decoder.decode(value)]
+            return _alert_records(codec.alert_decoder.decode(value))
         if role is Role.DELIVERIES:
             return [codec.delivery_decoder.decode(value)]
         return [codec.dead_letter_decoder.decode(value)]
     except (codec.DecodeError, codec.ValidationError) as exc:
         raise PoisonError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _alert_records(message: Alert | AlertUpdate) -> Sequence[Record]:
+    """Outcome updates are kept as updates (the audit trail) and as alert_outcomes rows."""
+    if isinstance(message, AlertUpdate) and (outcome := outcome_from_update(message)):
+        return [message, OutcomeRow(message.alert_id, outcome, message.ts)]
+    return [message]
+
+
+def _outcome_rows(records: Sequence[OutcomeRow]) -> r.TableRows:
+    stamp = max(rec.computed_at for rec in records)
+    return r.outcome_rows([(rec.alert_id, rec.outcome) for rec in records], stamp)
 
 
 def row_count(records: Sequence[Record]) -> int:
@@ -114,6 +140,7 @@ _TABLE_OF: dict[type[Any], str] = {
     AlertUpdate: "alert_updates",
     Delivery: "deliveries",
     DeadLetter: "dead_letters",
+    OutcomeRow: "alert_outcomes",
 }
 
 _BUILDERS: dict[str, Any] = {
@@ -126,6 +153,7 @@ _BUILDERS: dict[str, Any] = {
     "alert_updates": r.alert_update_rows,
     "deliveries": r.delivery_rows,
     "dead_letters": r.dead_letter_rows,
+    "alert_outcomes": _outcome_rows,
 }
 
 TABLES = tuple(_BUILDERS)
