@@ -43,7 +43,7 @@ class ContractKind(enum.StrEnum):
 # --- market events -------------------------------------------------------------------------
 
 
-class Liquidation(msgspec.Struct, frozen=True, kw_only=True, tag="liquidation"):
+class Liquidation(msgspec.Struct, frozen=True, kw_only=True, tag="liquidation", gc=False):
     venue: Venue
     symbol: str  # the venue's own symbol, e.g. BTCUSDT
     instrument: str  # normalized, e.g. BTC-USDT-PERP, BTC-USD-INVERSE
@@ -59,7 +59,7 @@ class Liquidation(msgspec.Struct, frozen=True, kw_only=True, tag="liquidation"):
     event_id: str
 
 
-class OpenInterest(msgspec.Struct, frozen=True, kw_only=True, tag="open_interest"):
+class OpenInterest(msgspec.Struct, frozen=True, kw_only=True, tag="open_interest", gc=False):
     venue: Venue
     symbol: str
     instrument: str
@@ -71,7 +71,7 @@ class OpenInterest(msgspec.Struct, frozen=True, kw_only=True, tag="open_interest
     event_id: str
 
 
-class MarkPrice(msgspec.Struct, frozen=True, kw_only=True, tag="mark_price"):
+class MarkPrice(msgspec.Struct, frozen=True, kw_only=True, tag="mark_price", gc=False):
     venue: Venue
     symbol: str
     instrument: str

@@ -110,6 +110,8 @@ def test_distributed_pipeline_end_to_end(
         "LIQWATCH_ALERTER_GROUP_ID": f"e2e-alerter-{run_id}",
         "LIQWATCH_ALERTER_STATE_DIR": str(tmp_path / "alerter"),
         "LIQWATCH_NOTIFY_URLS": smtp_server.url("trader", "s3cret-pass"),
+        # the scenario lasts 25 simulated minutes: a 5-minute horizon gives outcomes within it
+        "LIQWATCH_ALERTER_OUTCOME_HORIZONS_MIN": "5",
     }
     logs = [tmp_path / f"{n}.log" for n in ("worker", "sink", "alerter")]
 
@@ -161,5 +163,30 @@ def test_distributed_pipeline_end_to_end(
         return int(clickhouse_client.query(q).result_rows[0][0])
 
     assert _wait("delivery records in ClickHouse", sent_deliveries, 60, logs) >= 1
+
+    # the cascade's lifecycle reaches the trader as follow-ups of the first email
+    headline = str(email["Subject"])
+    follow_ups = _wait(
+        "a cascade follow-up email",
+        lambda: [
+            m
+            for m in smtp_server.messages
+            if str(m["Subject"]).startswith("Re:") and "cascade" in str(m["Subject"]).lower()
+        ],
+        180,
+        logs,
+    )
+    assert any(headline.split(":", 1)[-1].strip()[:20] in str(m["Subject"]) for m in follow_ups)
+
+    def measured_outcomes() -> int:
+        q = f"SELECT count() FROM {db}.alert_outcomes"
+        return int(clickhouse_client.query(q).result_rows[0][0])
+
+    _wait("alert outcomes in ClickHouse", measured_outcomes, 120, logs)
+    review = _run(
+        _cli("alerts", "review", "--hours", "0", "--clickhouse-url", clickhouse_server.url), env
+    )
+    assert "cascade" in review and ("hit" in review or "miss" in review)
+    assert "Hit rate per kind" in review and "(no outcomes yet)" not in review
     for log in logs:
         assert "s3cret-pass" not in log.read_text()
