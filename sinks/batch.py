@@ -27,7 +27,6 @@ from liqwatch.schema import (
     SweepSignal,
 )
 from liqwatch.topics import Topics
-from sinks import wire
 from sinks.clickhouse import rows as r
 
 
@@ -83,7 +82,7 @@ def decode_records(role: Role, value: bytes | None) -> Sequence[Record]:
         raise PoisonError("empty message")
     try:
         if role is Role.MARKET:
-            return wire.envelope_decoder.decode(value).events
+            return codec.envelope_decoder.decode(value).events
         if role is Role.SIGNALS:
             return [codec.signal_decoder.decode(value)]
         if role is Role.ALERTS:
@@ -129,9 +128,6 @@ _TABLE_OF: dict[type[Any], str] = {
     Liquidation: "liquidations",
     OpenInterest: "open_interest",
     MarkPrice: "mark_price",
-    wire.FastLiquidation: "liquidations",
-    wire.FastOpenInterest: "open_interest",
-    wire.FastMarkPrice: "mark_price",
     HeatmapSnapshot: "heatmap",
     ClusterSnapshot: "signals",
     SweepSignal: "signals",

@@ -17,7 +17,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ import numpy as np
 from clickhouse_connect.driver.client import Client
 from confluent_kafka import Producer
 from prometheus_client import CollectorRegistry
+from prometheus_client.metrics_core import Metric
 
 from liqwatch import codec
 from liqwatch.schema import Completeness, Envelope, EventKind, Liquidation, Side, Venue
@@ -392,16 +393,23 @@ def _sink_run(
 def _wait_value(
     registry: CollectorRegistry, name: str, labels: dict[str, str], target: float, timeout: float
 ) -> float:
-    """perf_counter time at which the sample reached ``target``, within 10 ms.
-
-    Every poll collects the whole registry, so polling faster would eat into the CPU the sink
-    is being measured on."""
+    """perf_counter time at which the sample reached ``target``, within 10 ms."""
+    # Only the watched metric's collector, so polling costs next to nothing.
+    watched = registry.restricted_registry([name])
     deadline = time.perf_counter() + timeout
     while time.perf_counter() < deadline:
-        if (registry.get_sample_value(name, labels) or 0) >= target:
+        if _sample(watched.collect(), name, labels) >= target:
             return time.perf_counter()
         time.sleep(0.01)
     raise TimeoutError(f"{name}{labels} did not reach {target} in {timeout:.0f}s")
+
+
+def _sample(metrics: Iterable[Metric], name: str, labels: dict[str, str]) -> float:
+    for metric in metrics:
+        for sample in metric.samples:
+            if sample.name == name and sample.labels == labels:
+                return float(sample.value)
+    return 0.0
 
 
 # -- heatmap query ------------------------------------------------------------------------

@@ -7,7 +7,7 @@ ticks, so no datetime objects are built on the hot path.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
@@ -58,9 +58,22 @@ def columns_of(records: Sequence[Any], names: Iterable[str]) -> list[Column]:
     return [list(map(attrgetter(name), records)) for name in names]
 
 
+# One getter per column, made once: the hot path builds each column in a single C-level pass.
+Getters = tuple[tuple[str, ...], tuple[Callable[[Any], Any], ...]]
+_GETTERS: dict[type[msgspec.Struct], Getters] = {}
+
+
+def _getters(struct_type: type[msgspec.Struct]) -> Getters:
+    found = _GETTERS.get(struct_type)
+    if found is None:
+        names = field_names(struct_type)
+        found = _GETTERS[struct_type] = (names, tuple(attrgetter(n) for n in names))
+    return found
+
+
 def _plain(table: str, struct_type: type[msgspec.Struct], records: Sequence[Any]) -> TableRows:
-    names = field_names(struct_type)
-    return TableRows(table, names, columns_of(records, names))
+    names, getters = _getters(struct_type)
+    return TableRows(table, names, [list(map(get, records)) for get in getters])
 
 
 LIQUIDATION_COLUMNS = field_names(Liquidation)

@@ -55,6 +55,7 @@ class Store:
         self.client = client
         self.database = check_identifier(database)
         self._types: dict[str, dict[str, Any]] = {}
+        self._type_lists: dict[tuple[str, tuple[str, ...]], list[Any]] = {}
 
     # -- generic -------------------------------------------------------------------------
     def insert(self, rows: r.TableRows, dedupe_token: str | None = None) -> int:
@@ -80,7 +81,13 @@ class Store:
     ) -> dict[str, int]:
         return {t.table: self.insert(t, dedupe_token) for t in tables if t.count}
 
-    def _column_types(self, table: str, names: Sequence[str]) -> list[Any]:
+    def _column_types(self, table: str, names: tuple[str, ...]) -> list[Any]:
+        found = self._type_lists.get((table, names))
+        if found is None:
+            found = self._type_lists[(table, names)] = self._lookup_types(table, names)
+        return found
+
+    def _lookup_types(self, table: str, names: Sequence[str]) -> list[Any]:
         types = self._types.get(table)
         if types is None:
             described = self.client.query(f"DESCRIBE TABLE {self.database}.{table}").result_rows
