@@ -3,6 +3,11 @@
 Flush rules: a full envelope (``max_events``) goes at once; otherwise an envelope waits at most
 ``max_delay_ms`` after its first event; and when the source is idle the caller flushes everything
 (``flush_all``), so a quiet market pays no delay while a cascade fills envelopes.
+
+An envelope also never spans more than ``max_span_ms`` of event time. Live, that bound is never
+the one that bites; in a fast replay, 50 ms of wall time can hold minutes of market time, and
+the worker, which merges the three market topics by seal time, would then see a minute of
+liquidations before the prices of that minute.
 """
 
 from __future__ import annotations
@@ -29,28 +34,49 @@ def kind_of(event: MarketEvent) -> EventKind:
 @dataclass
 class _Pending:
     first_ms: int
+    first_event_ms: int
     events: list[MarketEvent] = field(default_factory=list)
 
 
 class EnvelopeBatcher:
-    def __init__(self, producer_id: str, max_events: int = 500, max_delay_ms: int = 50) -> None:
+    def __init__(
+        self,
+        producer_id: str,
+        max_events: int = 500,
+        max_delay_ms: int = 50,
+        max_span_ms: int = 250,
+    ) -> None:
         self.producer_id = producer_id
         self.max_events = max_events
         self.max_delay_ms = max_delay_ms
+        self.max_span_ms = max_span_ms
         self._pending: dict[tuple[EventKind, str], _Pending] = {}
+        self._ready: list[Envelope] = []
         self._seq = 0
 
     def add(self, event: MarketEvent, now_ms: int) -> Envelope | None:
-        """Adds one event; returns an envelope if this event filled one."""
+        """Adds one event; returns an envelope if this event filled one or closed one's span."""
         key = (kind_of(event), event.asset)
         pending = self._pending.get(key)
+        sealed = None
+        if pending is not None and event.ts_event - pending.first_event_ms > self.max_span_ms:
+            sealed = self._seal(key, self._pending.pop(key), now_ms)
+            pending = None
         if pending is None:
-            pending = self._pending[key] = _Pending(first_ms=now_ms)
+            pending = self._pending[key] = _Pending(now_ms, event.ts_event)
         pending.events.append(event)
         if len(pending.events) >= self.max_events:
             del self._pending[key]
-            return self._seal(key, pending, now_ms)
-        return None
+            full = self._seal(key, pending, now_ms)
+            if sealed is None:
+                return full
+            self._ready.append(full)
+        return sealed
+
+    def take_ready(self) -> list[Envelope]:
+        """Envelopes sealed as a side effect of an ``add`` that also returned one."""
+        ready, self._ready = self._ready, []
+        return ready
 
     def flush_due(self, now_ms: int) -> list[Envelope]:
         due = [k for k, p in self._pending.items() if now_ms - p.first_ms >= self.max_delay_ms]

@@ -99,6 +99,8 @@ class FramePublisher:
             full = self.batcher.add(event, now)
             if full is not None:
                 self._send(full)
+                for more in self.batcher.take_ready():
+                    self._send(more)
         for env in self.batcher.flush_due(now):
             self._send(env)
         self.publisher.poll()

@@ -63,3 +63,25 @@ def test_delay_bound() -> None:
     due = batcher.flush_due(1050)
     assert len(due) == 1
     assert due[0].ts_flush == 1050
+
+
+def test_an_envelope_never_spans_more_event_time_than_its_bound() -> None:
+    batcher = EnvelopeBatcher("p", max_events=100, max_delay_ms=50, max_span_ms=250)
+    assert batcher.add(_liq("BTC", 1_000), 0) is None
+    assert batcher.add(_liq("BTC", 1_250), 0) is None
+    sealed = batcher.add(_liq("BTC", 1_251), 0)
+    assert sealed is not None
+    assert [e.ts_event for e in sealed.events] == [1_000, 1_250]
+    rest = batcher.flush_all(0)
+    assert [e.ts_event for env in rest for e in env.events] == [1_251]
+
+
+def test_span_and_size_can_seal_two_envelopes_at_once() -> None:
+    batcher = EnvelopeBatcher("p", max_events=1, max_delay_ms=50, max_span_ms=10)
+    first = batcher.add(_liq("BTC", 0), 0)
+    assert first is not None and batcher.take_ready() == []
+    batcher2 = EnvelopeBatcher("p", max_events=2, max_delay_ms=50, max_span_ms=10)
+    batcher2.add(_liq("BTC", 0), 0)
+    spanned = batcher2.add(_liq("BTC", 100), 0)
+    assert spanned is not None and [e.ts_event for e in spanned.events] == [0]
+    assert batcher2.take_ready() == []
