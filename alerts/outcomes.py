@@ -9,7 +9,7 @@ above the alert price ⇒ the claim is "down"), the side (longs liquidated ⇒ d
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -65,8 +65,10 @@ class OutcomeTracker:
     horizons_min: Sequence[int] = (15, 60)
     max_pending: int = 50_000
     dropped: int = 0  # pending alerts evicted because of max_pending
+    history_per_asset: int = 20_000  # reference marks kept: ~5 h of one venue's 1 s ticks
     _pending: OrderedDict[str, _Pending] = field(default_factory=OrderedDict)
     _reference: dict[str, _Reference] = field(default_factory=dict)
+    _history: dict[str, deque[tuple[int, float]]] = field(default_factory=dict)
 
     def track(self, alert: Alert) -> bool:
         """Start following an alert; False when it states no direction (nothing to measure)."""
@@ -87,6 +89,10 @@ class OutcomeTracker:
         """Feed one mark price; returns outcomes whose horizon this price completed."""
         if price <= 0 or not self._from_reference(asset, ts_ms, venue):
             return []
+        history = self._history.get(asset)
+        if history is None:
+            history = self._history[asset] = deque(maxlen=self.history_per_asset)
+        history.append((ts_ms, price))
         done: list[OutcomeEvent] = []
         for alert_id, pending in list(self._pending.items()):
             alert = pending.alert
@@ -95,6 +101,23 @@ class OutcomeTracker:
             done += _advance(pending, ts_ms, price)
             if not pending.horizons:
                 del self._pending[alert_id]
+        return done
+
+    def catch_up(self, alert_id: str) -> list[OutcomeEvent]:
+        """Outcomes of a just-tracked alert from marks already seen after its creation.
+
+        Marks and alerts come from different topics: a consumer catching up a backlog (or a
+        replay) may read the marks of the next hour before the alert they complete.
+        """
+        pending = self._pending.get(alert_id)
+        if pending is None:
+            return []
+        done: list[OutcomeEvent] = []
+        for ts_ms, price in self._history.get(pending.alert.asset, ()):
+            if ts_ms >= pending.alert.created_at and pending.horizons:
+                done += _advance(pending, ts_ms, price)
+        if not pending.horizons:
+            del self._pending[alert_id]
         return done
 
     def note_status(self, update: AlertUpdate) -> None:

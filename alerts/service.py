@@ -26,7 +26,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from alerts.delivery import DeliveryConfig, Dispatcher
 from alerts.heatmap_png import render_heatmap_png
 from alerts.metrics import AlerterMetrics
-from alerts.outcomes import OUTCOME_SUBKIND, OutcomeTracker, outcome_update
+from alerts.outcomes import OUTCOME_SUBKIND, OutcomeEvent, OutcomeTracker, outcome_update
 from alerts.sender import Attachment, RetryPolicy
 from liqwatch import codec
 from liqwatch.observability import HealthServer
@@ -239,7 +239,11 @@ class Alerter:
             done()
             return
         if isinstance(message, Alert):
-            self.tracker.track(message)
+            if self.tracker.track(message):
+                for event in self.tracker.catch_up(message.alert_id):
+                    self._emit_outcome(
+                        event, message.created_at + event.outcome.horizon_min * 60_000
+                    )
             attachments = self._png_source(message) if self.settings.attach_png else None
             self.dispatcher.submit(message, attachments, done)
         else:
@@ -274,10 +278,13 @@ class Alerter:
     def _on_mark(self, mark: MarkPrice) -> None:
         events = self.tracker.on_mark(mark.asset, mark.ts_event, mark.mark_price, mark.venue)
         for event in events:
-            update = outcome_update(event, mark.ts_event)
-            self._produce(self.topics.alerts, event.alert.asset, codec.encode(update))
-            hit = "true" if event.outcome.hit else "false"
-            self.metrics.outcomes.labels(str(event.outcome.horizon_min), hit).inc()
+            self._emit_outcome(event, mark.ts_event)
+
+    def _emit_outcome(self, event: OutcomeEvent, ts_ms: int) -> None:
+        update = outcome_update(event, ts_ms)
+        self._produce(self.topics.alerts, event.alert.asset, codec.encode(update))
+        hit = "true" if event.outcome.hit else "false"
+        self.metrics.outcomes.labels(str(event.outcome.horizon_min), hit).inc()
 
     def _png_source(self, alert: Alert) -> Callable[[], list[Attachment]] | None:
         ring = self.heatmaps.get(alert.asset)

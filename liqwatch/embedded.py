@@ -173,7 +173,9 @@ class Outputs:
     def add_outputs(self, outputs: list[Any], summary: RunSummary) -> None:
         for item in outputs:
             if isinstance(item, Alert):
-                self.outcomes.track(item)
+                if self.outcomes.track(item):
+                    done = self.outcomes.catch_up(item.alert_id)
+                    self.outcome_rows.extend((d.alert.alert_id, d.outcome) for d in done)
                 self.asset_of[item.alert_id] = item.asset
                 summary.alerts.append(item)
                 self.alerts.append(item)

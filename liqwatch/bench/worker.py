@@ -48,6 +48,7 @@ class Throughput:
     seconds: float
     cpu_seconds: float  # CPU time the process got meanwhile (all threads)
     peak_rss_mb: float = 0.0
+    forced_releases: float = 0.0  # merge releases that did not wait (worker only)
 
     @property
     def events_per_s(self) -> float:
@@ -164,6 +165,7 @@ def _timed_process(
         last = _wait(lambda: _sample(port, counter, lambda n: n >= total), proc, log, 900)
         cpu1 = _cpu_seconds(proc.pid)
         rss = _peak_rss_mb(proc.pid)
+        forced = _metric(port, "liqwatch_worker_merge_forced_releases_total") or 0.0
     finally:
         proc.terminate()
         try:
@@ -172,7 +174,7 @@ def _timed_process(
             proc.kill()
             proc.wait()
     (t0, n0), (t1, n1) = first, last
-    return Throughput(int(n1 - n0), t1 - t0, cpu1 - cpu0, rss)
+    return Throughput(int(n1 - n0), t1 - t0, cpu1 - cpu0, rss, forced)
 
 
 def _sample(port: int, counter: str, ok: Callable[[float], bool]) -> tuple[float, float] | None:
@@ -258,6 +260,7 @@ def _result(
         "worker_envelopes_per_s": worker.events_per_s * len(envelopes) / total,
         "worker_seconds": worker.seconds,
         "worker_peak_rss_mb": worker.peak_rss_mb,
+        "worker_merge_forced_releases": worker.forced_releases,
         "naive_events": naive.events,
         "naive_events_per_s": naive.events_per_s,
         "naive_events_per_cpu_s": naive.events_per_cpu_s,
@@ -301,6 +304,12 @@ def _rate_rows(r: dict[str, Any]) -> list[Row]:
             f"{r['speedup_vs_naive']:>9.1f}x",
             f">= {TARGET_SPEEDUP:.0f}x",
             _verdict(checks["worker >= 15x naive"]),
+        ),
+        (
+            "worker merge releases that did not wait",
+            f"{r['worker_merge_forced_releases']:>9.0f}",
+            "",
+            "",
         ),
         (
             "worker peak RSS",

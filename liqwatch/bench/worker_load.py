@@ -3,8 +3,8 @@
 20 assets × 10 instruments (5 venues, linear and inverse perpetuals) = 200 instruments. Each
 instrument sends a mark price every second and open interest every 5 s; liquidations arrive at
 a stress rate, mostly on the side the price is falling through. Events are grouped per
-(asset, kind) into envelopes of a few hundred, as a busy producer seals them, and ordered by
-seal time. Seeded: the same load on every run.
+(asset, kind) into envelopes as a busy producer seals them (at most a few hundred events or
+2 s of event time), and ordered by seal time. Seeded: the same load on every run.
 """
 
 from __future__ import annotations
@@ -61,6 +61,9 @@ class StressLoad:
     assets: int = 20
     liquidations_per_s: float = 40.0  # per asset
     envelope_events: int = 300
+    # a producer seals by time too: without this, a 300-event mark price envelope would span
+    # 30 s of event time against 1 s for liquidations, which no live producer sends
+    envelope_span_ms: int = 2_000
     seed: int = 20251010
 
     @property
@@ -184,6 +187,10 @@ def stress_envelopes(load: StressLoad) -> list[Envelope]:
         pending: dict[int, list[MarketEvent]] = {0: [], 1: [], 2: []}
         for rank, event in _asset_events(market, load):
             batch = pending[rank]
+            if batch and event.ts_recv - batch[0].ts_recv >= load.envelope_span_ms:
+                seq += 1
+                out.append(_seal(asset, rank, batch, seq))
+                batch = pending[rank] = []
             batch.append(event)
             if len(batch) >= load.envelope_events:
                 seq += 1

@@ -101,3 +101,22 @@ def test_outcome_update_round_trip_keeps_the_latest_status() -> None:
     assert update.status is AlertStatus.SWEPT
     assert outcome_from_update(update) == event.outcome
     assert outcome_from_update(make_update(alert)) is None
+
+
+def test_marks_read_before_the_alert_still_complete_its_outcome() -> None:
+    """A consumer catching up a backlog reads marks ahead of the alerts they complete."""
+    alert = make_alert(price_at_alert=100.0, invalidation=105.0)  # claim: down
+    t0 = alert.created_at
+    marks = [(t0 - MIN, 50.0), (t0 + MIN, 101.0), (t0 + 5 * MIN, 97.0), (t0 + 16 * MIN, 90.0)]
+    in_order = OutcomeTracker(horizons_min=(15,))
+    in_order.track(alert)
+    expected = [e for ts, p in marks for e in in_order.on_mark("BTC", ts, p)]
+
+    late = OutcomeTracker(horizons_min=(15,))
+    for ts, price in marks:
+        assert late.on_mark("BTC", ts, price) == []
+    assert late.track(alert)
+    caught_up = late.catch_up(alert.alert_id)
+    assert [e.outcome for e in caught_up] == [e.outcome for e in expected]
+    assert caught_up[0].outcome.price_after == 97.0 and caught_up[0].outcome.hit
+    assert late.pending == 0
