@@ -10,6 +10,13 @@ compare with or has nothing more to deliver (its partition is read up to the bro
 water mark). Given the same topic contents and the same start offsets, the released sequence is
 always the same, whatever the fetch timing: a restart from committed offsets replays exactly
 what an uninterrupted worker would have done from that point.
+
+Memory: fetches are sized in bytes, and a byte of mark prices spans far more event time than
+a byte of liquidations, so while catching up a backlog the other topics run ahead of the
+busiest one and wait here. ``flow_changes`` says which topic-partitions to pause so about
+``max_events`` events wait at most (never one the merge waits for). As a last resort, beyond
+four times that, the merge stops waiting and releases what it has; those releases are counted
+(``forced``): their order, and so determinism, depends on fetch timing.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -24,6 +32,14 @@ T = TypeVar("T")
 FIRST = -1  # order of an item that must not wait for others (e.g. undecodable: no ts_flush)
 
 CaughtUp = Callable[[str, int], bool]  # (topic, partition) -> nothing more to read there now
+TopicPartition = tuple[str, int]
+HARD_LIMIT_FACTOR = 4
+
+
+class Added(Enum):
+    QUEUED = "queued"
+    DUPLICATE = "duplicate"  # an offset already added (redelivered after a seek)
+    GAP = "gap"  # offsets were skipped: read again from ``next_offset``
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,38 +49,48 @@ class Pending(Generic[T]):
     partition: int
     offset: int
     item: T
+    size: int = 1  # events inside, for the memory bound
 
 
 class PartitionMerge(Generic[T]):
     """Per-partition queues of the source topics and the merge rule (no framework here)."""
 
-    def __init__(self, topics: Sequence[str]) -> None:
+    def __init__(self, topics: Sequence[str], max_events: int = 1 << 62) -> None:
         # ties on ``order`` go to the topic listed first (mark prices before liquidations)
         self._rank = {topic: i for i, topic in enumerate(topics)}
+        self.max_events = max_events
         self._queues: dict[int, dict[str, deque[Pending[T]]]] = {}
         self._next: dict[tuple[str, int], int] = {}
         self._buffered = 0
+        self._events = 0
+        self.forced = 0
 
     @property
     def buffered(self) -> int:
         return self._buffered
 
+    @property
+    def buffered_events(self) -> int:
+        return self._events
+
     def next_offset(self, topic: str, partition: int) -> int | None:
         """The offset after the last one added for this topic-partition (None: none yet)."""
         return self._next.get((topic, partition))
 
-    def add(self, pending: Pending[T]) -> bool:
-        """Queues a message; False (and nothing queued) for an offset already added."""
+    def add(self, pending: Pending[T]) -> Added:
+        """Queues a message that follows the last one added on its topic-partition."""
         if pending.topic not in self._rank:
             raise ValueError(f"{pending.topic!r} is not a merged topic")
-        seen = self._next.get((pending.topic, pending.partition))
-        if seen is not None and pending.offset < seen:
-            return False
+        expected = self._next.get((pending.topic, pending.partition))
+        if expected is not None and pending.offset < expected:
+            return Added.DUPLICATE
+        if expected is not None and pending.offset > expected:
+            return Added.GAP
         queues = self._queues.setdefault(pending.partition, {})
         queues.setdefault(pending.topic, deque()).append(pending)
         self._next[(pending.topic, pending.partition)] = pending.offset + 1
-        self._buffered += 1
-        return True
+        self._count(pending, 1)
+        return Added.QUEUED
 
     def release(self, caught_up: CaughtUp) -> list[Pending[T]]:
         """Everything that can be released now, in merge order per partition."""
@@ -83,14 +109,22 @@ class PartitionMerge(Generic[T]):
             if not queues.get(topic) and not caught_up(topic, partition)
         ]
 
-    def queued_topics(self) -> list[tuple[str, int]]:
-        """Topic-partitions with items waiting (candidates for pausing the fetch)."""
-        return [
-            (topic, partition)
-            for partition, queues in self._queues.items()
-            for topic, queue in queues.items()
-            if queue
-        ]
+    def flow_changes(
+        self, caught_up: CaughtUp, paused: set[TopicPartition]
+    ) -> tuple[set[TopicPartition], set[TopicPartition]]:
+        """(to pause, to resume) so that about ``max_events`` events wait at most.
+
+        Over the limit, the topic-partitions that run ahead (items queued) are paused; one the
+        merge waits for is never held back, so the merge always makes progress. Below half the
+        limit everything flows again.
+        """
+        waiting = set(self.waiting_for(caught_up))
+        resume = set(paused) if self._events < self.max_events // 2 else paused & waiting
+        pause: set[TopicPartition] = set()
+        if self._events > self.max_events:
+            queued = {(t, p) for p, qs in self._queues.items() for t, q in qs.items() if q}
+            pause = queued - waiting - paused
+        return pause, resume
 
     def forget(self, partitions: Iterable[int]) -> list[Pending[T]]:
         """Drops the queues of revoked partitions; returns what was dropped."""
@@ -100,8 +134,13 @@ class PartitionMerge(Generic[T]):
                 dropped += queue
             for key in [k for k in self._next if k[1] == partition]:
                 del self._next[key]
-        self._buffered -= len(dropped)
+        for pending in dropped:
+            self._count(pending, -1)
         return dropped
+
+    def _count(self, pending: Pending[T], sign: int) -> None:
+        self._buffered += sign
+        self._events += sign * pending.size
 
     def _release_partition(self, partition: int, caught_up: CaughtUp) -> list[Pending[T]]:
         queues = self._queues[partition]
@@ -111,7 +150,7 @@ class PartitionMerge(Generic[T]):
             if head is None:
                 break
             out.append(queues[head.topic].popleft())
-        self._buffered -= len(out)
+            self._count(head, -1)
         return out
 
     def _next_head(
@@ -121,7 +160,12 @@ class PartitionMerge(Generic[T]):
         first = next((h for h in heads if h.order == FIRST), None)
         if first is not None:
             return first
+        if not heads:
+            return None
         for topic in self._rank:
             if not queues.get(topic) and not caught_up(topic, partition):
-                return None  # an envelope may still come here that sorts first: wait
-        return min(heads, key=lambda h: (h.order, self._rank[h.topic]), default=None)
+                if self._events <= self.max_events * HARD_LIMIT_FACTOR:
+                    return None  # an envelope may still come here that sorts first: wait
+                self.forced += 1
+                break
+        return min(heads, key=lambda h: (h.order, self._rank[h.topic]))

@@ -58,6 +58,26 @@ class WorkerMetrics:
             "Envelopes received and waiting for the per-partition merge",
             registry=registry,
         )
+        self.merge_forced = Counter(
+            "liqwatch_worker_merge_forced_releases_total",
+            "Envelopes released without waiting for a lagging topic (merge over its memory bound)",
+            registry=registry,
+        )
+        self.paused = Gauge(
+            "liqwatch_worker_paused_partitions",
+            "Source topic-partitions paused because they run ahead of the merge",
+            registry=registry,
+        )
+        self.gaps = Counter(
+            "liqwatch_worker_offset_gaps_total",
+            "Source messages that skipped offsets (a bug: should stay 0)",
+            registry=registry,
+        )
+        self.redelivered = Counter(
+            "liqwatch_worker_redelivered_envelopes_total",
+            "Envelopes delivered twice and ignored the second time",
+            registry=registry,
+        )
         self.unacked = Gauge(
             "liqwatch_worker_unacked_envelopes",
             "Envelopes processed but not yet covered by a saved snapshot",

@@ -28,7 +28,8 @@ import msgspec
 
 from liqwatch import codec
 from liqwatch.schema import Alert, AlertUpdate, DeadLetter, Envelope
-from processors.merge import FIRST, CaughtUp, PartitionMerge, Pending
+from processors.flow import Flow
+from processors.merge import FIRST, Added, CaughtUp, PartitionMerge, Pending
 from processors.metrics import WorkerMetrics
 from processors.runner import EngineRunner, Output, foreign_events
 
@@ -82,6 +83,7 @@ class Pump:
         runner: EngineRunner,
         merge: PartitionMerge[_Item],
         *,
+        flow: Flow,
         state: Any,  # MutableMapping[bytes, bytes]: the Faust table
         ports: Ports,
         metrics: WorkerMetrics,
@@ -89,6 +91,7 @@ class Pump:
     ) -> None:
         self.runner = runner
         self.merge = merge
+        self.flow = flow
         self.state = state
         self.ports = ports
         self.metrics = metrics
@@ -100,22 +103,24 @@ class Pump:
         self._partition_of: dict[str, int] = {}  # assets restored (or found new) → partition
         self._last_save = time.monotonic()
         self._last_release = time.monotonic()
+        self._forced_seen = 0
 
     # --- entry points ---------------------------------------------------------------------
 
     async def on_message(self, event: Any, message: SourceMessage) -> None:
         async with self._lock:
-            if not self.merge.add(_pending(event, message)):
-                # delivered twice (a seek back without a rebalance): the first copy is queued,
-                # processed or acked already
-                log.debug("ignored a second delivery of %s:%d", message.topic, message.offset)
+            added = self.merge.add(_pending(event, message))
+            if added is not Added.QUEUED:
+                self.flow.added(added, message.topic, message.partition, message.offset)
                 return
             self._drain()
+            await self.flow.update()
             await self._maybe_save()
 
     async def on_tick(self) -> None:
         async with self._lock:
             self._drain()
+            await self.flow.update()
             await self._maybe_save()
             self._warn_if_stalled()
 
@@ -138,6 +143,7 @@ class Pump:
             self.runner.forget(gone)
             for asset in gone:
                 del self._partition_of[asset]
+            self.flow.reset()
             self.metrics.rebalances.inc()
             self._gauges()
 
@@ -280,6 +286,10 @@ class Pump:
         self._gauges()
 
     def _gauges(self) -> None:
+        forced = self.merge.forced - self._forced_seen
+        if forced:
+            self.metrics.merge_forced.inc(forced)
+            self._forced_seen = self.merge.forced
         self.metrics.merge_buffered.set(self.merge.buffered)
         self.metrics.unacked.set(len(self._held))
 
@@ -292,4 +302,5 @@ def _pending(event: Any, message: SourceMessage) -> Pending[_Item]:
         item = _Item(event, None, f"bad envelope: {exc}", raw)
         return Pending(FIRST, message.topic, message.partition, message.offset, item)
     item = _Item(event, envelope)
-    return Pending(envelope.ts_flush, message.topic, message.partition, message.offset, item)
+    size = len(envelope.events)
+    return Pending(envelope.ts_flush, message.topic, message.partition, message.offset, item, size)

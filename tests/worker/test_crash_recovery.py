@@ -153,6 +153,9 @@ def test_sigkill_mid_cascade_then_restart_matches_uninterrupted_run(
         skipped = second.metric("liqwatch_worker_skipped_envelopes_total")
         assert processed + skipped == total - at_kill
         assert 0 < processed < total
+        for worker in (second, ref.worker):
+            assert worker is not None
+            assert worker.metric("liqwatch_worker_merge_forced_releases_total") == 0
         status, body = second.get("/readyz")
         assert status == 200 and body.startswith("ready"), body
     finally:

@@ -8,7 +8,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors.merge import FIRST, PartitionMerge, Pending
+from processors.merge import FIRST, Added, PartitionMerge, Pending
 
 TOPICS = ["marks", "oi", "liqs"]
 
@@ -104,7 +104,8 @@ def test_undecodable_messages_do_not_wait_and_forget_drops_a_partition() -> None
     merge.add(Pending(9, "liqs", 2, 6, "liq"))
     assert [p.item for p in merge.release(lambda _t, _p: False)] == ["bad"]
     assert merge.next_offset("liqs", 2) == 7
-    assert not merge.add(Pending(9, "liqs", 2, 6, "liq again"))  # a second delivery
+    assert merge.add(Pending(9, "liqs", 2, 6, "liq again")) is Added.DUPLICATE
+    assert merge.add(Pending(9, "liqs", 2, 9, "after a gap")) is Added.GAP
     assert merge.buffered == 1
     dropped = merge.forget([2])
     assert [p.item for p in dropped] == ["liq"]
@@ -115,3 +116,37 @@ def test_undecodable_messages_do_not_wait_and_forget_drops_a_partition() -> None
         assert "signals" in str(exc)
     else:
         raise AssertionError("a topic outside the merge must be refused")
+
+
+def test_flow_control_pauses_what_runs_ahead_but_never_what_the_merge_waits_for() -> None:
+    merge: PartitionMerge[str] = PartitionMerge(TOPICS, max_events=500)
+    liqs_done = {"marks": True, "oi": True, "liqs": False}
+
+    def caught_up(topic: str, _partition: int) -> bool:
+        return liqs_done[topic]
+
+    for offset in range(3):
+        merge.add(Pending(10 + offset, "marks", 0, offset, f"m{offset}", size=200))
+    assert merge.release(caught_up) == []  # waits for liquidations
+    assert merge.flow_changes(caught_up, set()) == ({("marks", 0)}, set())
+    # a paused partition the merge now waits for is resumed at once
+    paused = {("marks", 0), ("liqs", 0)}
+    assert merge.flow_changes(caught_up, paused) == (set(), {("liqs", 0)})
+    merge.add(Pending(1, "liqs", 0, 0, "l0", size=10))
+    liqs_done["liqs"] = True
+    assert [p.item for p in merge.release(caught_up)] == ["l0", "m0", "m1", "m2"]
+    assert merge.flow_changes(caught_up, {("marks", 0)}) == (set(), {("marks", 0)})
+
+
+def test_far_over_its_bound_the_merge_stops_waiting_and_counts_it() -> None:
+    merge: PartitionMerge[str] = PartitionMerge(TOPICS, max_events=250)
+
+    def waits_for_liqs(topic: str, _partition: int) -> bool:
+        return topic != "liqs"
+
+    for offset in range(3):
+        merge.add(Pending(10 + offset, "marks", 0, offset, f"m{offset}", size=300))
+    assert merge.release(waits_for_liqs) == [] and merge.buffered_events == 900
+    merge.add(Pending(5, "oi", 0, 0, "o0", size=300))  # 1,200 events: over 4 x 250
+    assert [p.item for p in merge.release(waits_for_liqs)] == ["o0"]  # then waits again
+    assert merge.forced == 1 and merge.buffered_events == 900

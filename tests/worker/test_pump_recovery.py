@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 from liqwatch import codec
 from liqwatch.schema import Envelope, EventKind
 from processors.engine import Engine, EngineConfig
+from processors.flow import Flow, FlowPorts
 from processors.merge import PartitionMerge
 from processors.metrics import WorkerMetrics
 from processors.pump import Ports, Pump
@@ -63,30 +64,50 @@ def _logs(envelopes: list[Envelope]) -> dict[tuple[str, int], list[Msg]]:
 class Session:
     """One worker process life: reads from the committed offsets until done or crashed."""
 
-    def __init__(self, broker: Broker, seed: int) -> None:
+    def __init__(self, broker: Broker, seed: int, max_merge_events: int = 1 << 40) -> None:
         self.broker = broker
         self.rnd = random.Random(seed)
         self.buffer: list[tuple[str, bytes]] = []
         self.registry = CollectorRegistry()
         self.acked: dict[tuple[str, int], int] = {}
-        self.next = {tp: broker.committed.get(tp, 0) for tp in broker.logs}
+        self.next = {tp: broker.committed.get(tp, 0) for tp in broker.logs}  # fetch position
+        self.paused: set[tuple[str, int]] = set()
+        self.pauses = 0
+        merge: PartitionMerge[Any] = PartitionMerge(MERGED, max_merge_events)
         ports = Ports(
             send_signal=lambda _k, v: self.buffer.append(("signal", v)),
             send_alert=lambda _k, v: self.buffer.append(("alert", v)),
             send_dead_letter=lambda _k, v: self.buffer.append(("dlq", v)),
             flush=self._flush,
             ack=self._ack,
-            caught_up=lambda t, p: self.next[(t, p)] == len(broker.logs[(t, p)]),
+            caught_up=self._caught_up,
         )
+        metrics = WorkerMetrics(self.registry)
+        flow_ports = FlowPorts(pause=self._pause, resume=self._resume)
         runner = EngineRunner(lambda: Engine(EngineConfig.default()))
         self.pump = Pump(
             runner,
-            PartitionMerge(MERGED),
+            merge,
+            flow=Flow(merge, ports.caught_up, flow_ports, metrics),
             state=broker.table,
             ports=ports,
-            metrics=WorkerMetrics(self.registry),
+            metrics=metrics,
             snapshot_interval_s=1e9,  # saves happen where the test says
         )
+
+    def _caught_up(self, topic: str, partition: int) -> bool:
+        """As the worker decides it: the merge's next offset against the end of the log."""
+        tp = (topic, partition)
+        start = self.pump.merge.next_offset(topic, partition)
+        start = self.broker.committed.get(tp, 0) if start is None else start
+        return start >= len(self.broker.logs[tp])
+
+    async def _pause(self, tps: set[tuple[str, int]]) -> None:
+        self.paused |= tps
+        self.pauses += 1
+
+    async def _resume(self, tps: set[tuple[str, int]]) -> None:
+        self.paused -= tps
 
     async def _flush(self) -> None:
         self.broker.durable += self.buffer
@@ -103,8 +124,12 @@ class Session:
             open_tps = [tp for tp, n in self.next.items() if n < len(self.broker.logs[tp])]
             if not open_tps:
                 break
-            tp = self.rnd.choice(open_tps)
+            fetchable = [tp for tp in open_tps if tp not in self.paused]
+            assert fetchable, "the merge waits on a paused partition"
+            tp = self.rnd.choice(fetchable)
             for _ in range(self.rnd.randint(1, 40)):  # a fetch: a run from one partition
+                if tp in self.paused:
+                    break  # like aiokafka: what is not handed out yet is fetched again later
                 if self.next[tp] < len(self.broker.logs[tp]):
                     msg = self.broker.logs[tp][self.next[tp]]
                     self.next[tp] += 1
@@ -140,27 +165,36 @@ def envelopes(tmp_path_factory: pytest.TempPathFactory) -> list[Envelope]:
     return envs[:3300]  # the first 11 minutes: through the BTC cascade
 
 
-def _run(envelopes: list[Envelope], crashes: list[int], seed: int) -> Any:
+def _run(envelopes: list[Envelope], crashes: list[int], seed: int, max_merge: int = 1 << 40) -> Any:
     broker = Broker(_logs(envelopes))
+    forced = paused = 0.0
 
     async def go() -> None:
-        for i, at in enumerate(crashes):
-            await Session(broker, seed + i).run(crash_after=at)
-        await Session(broker, seed + 99).run(crash_after=None)
+        nonlocal forced, paused
+        for i, at in enumerate([*crashes, None]):
+            session = Session(broker, seed + i, max_merge)  # starts at the commits so far
+            await session.run(crash_after=at)
+            forced += session.pump.merge.forced
+            paused += session.pauses
 
     asyncio.run(go())
-    return _final(broker)
+    assert forced == 0, "the merge released without waiting: order would depend on timing"
+    return _final(broker), paused
 
 
 def test_crashes_anywhere_end_in_the_uninterrupted_state(envelopes: list[Envelope]) -> None:
-    reference = _run(envelopes, [], seed=1)
+    reference, _ = _run(envelopes, [], seed=1)
     state, alerts, signals = reference
     assert set(state) == {"BTC", "ETH"}
     assert any(a.startswith("cascade-BTC-long") for a in alerts)
     assert signals
     n = len(envelopes)
     for seed, crashes in [(2, [n // 3]), (3, [n // 5, n // 2]), (4, [n - 7])]:
-        assert _run(envelopes, crashes, seed) == reference, f"crashes at {crashes}"
+        assert _run(envelopes, crashes, seed)[0] == reference, f"crashes at {crashes}"
+    # a tight merge bound: the partitions that run ahead are paused, and resumed
+    paused_run, pauses = _run(envelopes, [n // 2], seed=5, max_merge=150)
+    assert pauses > 0
+    assert paused_run == reference
 
 
 def test_a_snapshot_that_cannot_be_restored_is_reported_and_the_asset_starts_over(
