@@ -69,11 +69,14 @@ class OutcomeTracker:
     _pending: OrderedDict[str, _Pending] = field(default_factory=OrderedDict)
     _reference: dict[str, _Reference] = field(default_factory=dict)
     _history: dict[str, deque[tuple[int, float]]] = field(default_factory=dict)
+    _finished: OrderedDict[str, None] = field(default_factory=OrderedDict)
 
     def track(self, alert: Alert) -> bool:
         """Start following an alert; False when it states no direction (nothing to measure)."""
         if alert.alert_id in self._pending:
             return True
+        if alert.alert_id in self._finished:  # a redelivered alert: its outcomes are out already
+            return False
         direction = claim_direction(alert)
         if direction == 0 or alert.price_at_alert <= 0:
             log.debug("alert %s has no direction; no outcome", alert.alert_id)
@@ -100,7 +103,7 @@ class OutcomeTracker:
                 continue
             done += _advance(pending, ts_ms, price)
             if not pending.horizons:
-                del self._pending[alert_id]
+                self._finish(alert_id)
         return done
 
     def catch_up(self, alert_id: str) -> list[OutcomeEvent]:
@@ -117,8 +120,14 @@ class OutcomeTracker:
             if ts_ms >= pending.alert.created_at and pending.horizons:
                 done += _advance(pending, ts_ms, price)
         if not pending.horizons:
-            del self._pending[alert_id]
+            self._finish(alert_id)
         return done
+
+    def _finish(self, alert_id: str) -> None:
+        del self._pending[alert_id]
+        self._finished[alert_id] = None
+        while len(self._finished) > self.max_pending:
+            self._finished.popitem(last=False)
 
     def note_status(self, update: AlertUpdate) -> None:
         """Keep the latest lifecycle status, so outcome records do not roll it back."""

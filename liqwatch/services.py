@@ -126,15 +126,9 @@ def run_record(venues: str, symbols: str | None, out: Path) -> int:
 
 
 def run_worker_service() -> None:
-    from processors.settings import WorkerSettings  # noqa: PLC0415
-    from processors.worker import run_worker  # noqa: PLC0415
+    from processors.service import serve  # noqa: PLC0415 - readiness: partitions + recovery
 
-    registry = CollectorRegistry()
-    health = _health(registry)
-    try:
-        run_worker(KafkaSettings(), WorkerSettings(), registry)
-    finally:
-        health.stop()
+    serve()
 
 
 def run_sink_service() -> None:

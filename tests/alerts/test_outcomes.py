@@ -120,3 +120,15 @@ def test_marks_read_before_the_alert_still_complete_its_outcome() -> None:
     assert [e.outcome for e in caught_up] == [e.outcome for e in expected]
     assert caught_up[0].outcome.price_after == 97.0 and caught_up[0].outcome.hit
     assert late.pending == 0
+
+
+def test_a_redelivered_alert_gets_no_second_outcome() -> None:
+    alert = make_alert(price_at_alert=100.0, invalidation=105.0)
+    tracker = OutcomeTracker(horizons_min=(15,))
+    t0 = alert.created_at
+    tracker.on_mark("BTC", t0 + MIN, 99.0)
+    tracker.on_mark("BTC", t0 + 16 * MIN, 98.0)
+    assert tracker.track(alert)
+    assert len(tracker.catch_up(alert.alert_id)) == 1
+    assert not tracker.track(alert)
+    assert tracker.catch_up(alert.alert_id) == []
