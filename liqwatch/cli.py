@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from pydantic import SecretStr
 
 from liqwatch.settings import default_data_dir
 
@@ -362,10 +361,6 @@ def _register_stack() -> None:
 
 
 _register_stack()
-
-
-def secret_urls(urls: tuple[str, ...]) -> list[SecretStr]:
-    return [SecretStr(u) for u in urls if u]
 
 
 if __name__ == "__main__":

@@ -78,10 +78,6 @@ class RunSummary:
 # --- source: recording → batches of events --------------------------------------------------
 
 
-def _frame_bytes(frame: Any) -> bytes:
-    return frame.encode() if isinstance(frame, str) else codec.encode(frame)
-
-
 def iter_batches(
     path: Path, summary: RunSummary, dead: list[DeadLetter]
 ) -> Iterator[tuple[int, list[MarketEvent]]]:
@@ -89,6 +85,7 @@ def iter_batches(
     from producers.base import ParseContext  # noqa: PLC0415
     from producers.instruments import InstrumentBook  # noqa: PLC0415
     from producers.parsing import parse_frame  # noqa: PLC0415
+    from producers.publish import frame_bytes  # noqa: PLC0415
     from producers.replay import iter_recording  # noqa: PLC0415
 
     book = InstrumentBook.default()
@@ -104,7 +101,7 @@ def iter_batches(
         assert isinstance(item, RecordedFrame)
         summary.frames += 1
         ctx = contexts.setdefault(item.venue, ParseContext(instruments=book))
-        result = parse_frame(item.venue, item.channel, _frame_bytes(item.frame), item.ts_recv, ctx)
+        result = parse_frame(item.venue, item.channel, frame_bytes(item.frame), item.ts_recv, ctx)
         if result.dead_letter is not None:
             summary.dead_letters += 1
             dead.append(result.dead_letter)

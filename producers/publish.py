@@ -151,11 +151,12 @@ def publish_recording(
             if wait > 0:
                 frames.idle()
                 sleep(wait)
-        frames.on_frame(Venue(item.venue), item.channel, item.ts_recv, _frame_bytes(item.frame))
+        frames.on_frame(Venue(item.venue), item.channel, item.ts_recv, frame_bytes(item.frame))
     return frames.close()
 
 
-def _frame_bytes(frame: object) -> bytes:
+def frame_bytes(frame: object) -> bytes:
+    """A recorded frame back to the bytes the venue sent (JSON, or a text frame as is)."""
     from liqwatch import codec  # noqa: PLC0415
 
     if isinstance(frame, str):
