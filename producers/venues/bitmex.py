@@ -182,7 +182,12 @@ def _increase(row: _LiqRow, order: OpenOrder, ts_recv: int, ctx: ParseContext) -
 
 
 def _liquidations(channel: str, frame: bytes, ts_recv: int, ctx: ParseContext) -> list[MarketEvent]:
-    action, rows = _rows(decode(_LIQUIDATIONS, frame), channel)
+    try:  # inlined decode(): this is the hot path
+        msg = _LIQUIDATIONS.decode(frame)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        decode(_LIQUIDATIONS, frame)  # raises the classified error
+        raise
+    action, rows = _rows(msg, channel)
     orders = _orders(ctx)
     if action == "delete":
         for row in rows:
@@ -190,6 +195,8 @@ def _liquidations(channel: str, frame: bytes, ts_recv: int, ctx: ParseContext) -
         return []
     if action not in ("partial", "insert", "update"):
         raise InvalidValueError(f"unknown action {action!r}")
+    if len(rows) == 1:  # the common case: no list to extend
+        return _increase(rows[0], _open_order(rows[0], orders, ctx), ts_recv, ctx)
     out: list[MarketEvent] = []
     for row in rows:
         out += _increase(row, _open_order(row, orders, ctx), ts_recv, ctx)

@@ -41,6 +41,7 @@ from producers.venues._common import (
     decode,
     decoder,
     lookup,
+    number_text,
     opt_float,
 )
 from producers.venues._state import emit_mark, emit_open_interest
@@ -121,6 +122,17 @@ def _reply(op: str | None, success: bool | None, ret_msg: str) -> NoReturn:
     raise IgnoredFrame(op)
 
 
+def _price_and_size(liq: _Liq) -> tuple[float, float]:
+    """float() of p and v with their errors: what the fast path could not settle."""
+    try:
+        price, contracts = float(liq.p), float(liq.v)
+    except ValueError:
+        raise SchemaError(f"not a number: v={liq.v!r} p={liq.p!r}") from None
+    if not (0.0 < price <= MAX_PHYSICAL and 0.0 < contracts <= MAX_PHYSICAL):
+        raise SchemaError(f"v and p must be finite numbers > 0, got v={liq.v!r} p={liq.p!r}")
+    return price, contracts
+
+
 def _liquidation(liq: _Liq, ts_recv: int, ctx: ParseContext) -> Liquidation:
     side = SIDES.get(liq.S)
     if side is None:
@@ -130,11 +142,11 @@ def _liquidation(liq: _Liq, ts_recv: int, ctx: ParseContext) -> Liquidation:
     if inst is None:
         raise UnknownInstrumentError(f"unknown instrument {symbol!r} on bybit")
     try:  # positive() inlined: the hot path
-        price, contracts = float(liq.p), float(liq.v)
-    except ValueError:
-        raise SchemaError(f"not a number: v={liq.v!r} p={liq.p!r}") from None
+        price, contracts = number_text(liq.p), number_text(liq.v)  # type: ignore[arg-type]
+    except (msgspec.DecodeError, TypeError):
+        price = contracts = 0.0  # not JSON number text: float() below decides
     if not (0.0 < price <= MAX_PHYSICAL and 0.0 < contracts <= MAX_PHYSICAL):
-        raise SchemaError(f"v and p must be finite numbers > 0, got v={liq.v!r} p={liq.p!r}")
+        price, contracts = _price_and_size(liq)
     size = contracts * inst.contract_size
     if inst.contract_unit is USD_CONTRACTS:
         qty, usd = size / price, size
@@ -154,22 +166,6 @@ def _liquidation(liq: _Liq, ts_recv: int, ctx: ParseContext) -> Liquidation:
         ts_recv=ts_recv,
         event_id=f"bybit:{symbol}:{liq.T}:{liq.S}:{liq.v}@{liq.p}",
     )
-
-
-def _liquidations(channel: str, frame: bytes, ts_recv: int, ctx: ParseContext) -> list[MarketEvent]:
-    try:  # inlined decode(): this is the hot path
-        msg = _LIQUIDATIONS.decode(frame)
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        decode(_LIQUIDATIONS, frame)  # raises the classified error
-        raise
-    if msg.topic is None or msg.data is None:
-        _reply(msg.op, msg.success, msg.ret_msg)
-    if msg.topic != channel:
-        raise InvalidValueError(f"topic {msg.topic!r} on channel {channel!r}")
-    data = msg.data
-    if len(data) == 1:  # the common case, without a comprehension's frame
-        return [_liquidation(data[0], ts_recv, ctx)]
-    return [_liquidation(liq, ts_recv, ctx) for liq in data]
 
 
 def _positive(name: str, text: str | None) -> float | None:
@@ -240,9 +236,30 @@ def _tickers(channel: str, frame: bytes, ts_recv: int, ctx: ParseContext) -> lis
     return out
 
 
+def _not_liquidations(msg: _LiqMsg, channel: str) -> NoReturn:
+    if msg.topic is None or msg.data is None:
+        _reply(msg.op, msg.success, msg.ret_msg)
+    raise InvalidValueError(f"topic {msg.topic!r} on channel {channel!r}")
+
+
 def parse(channel: str, frame: bytes, ts_recv: int, ctx: ParseContext) -> list[MarketEvent]:
-    if channel.startswith(LIQUIDATION_PREFIX):
-        return _liquidations(channel, frame, ts_recv, ctx)
+    """Liquidations inline (one call less on the hot path), other channels by ``_parse_other``."""
+    if not channel.startswith(LIQUIDATION_PREFIX):
+        return _parse_other(channel, frame, ts_recv, ctx)
+    try:  # inlined decode(): this is the hot path
+        msg = _LIQUIDATIONS.decode(frame)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        decode(_LIQUIDATIONS, frame)  # raises the classified error
+        raise
+    data = msg.data
+    if msg.topic != channel or data is None:
+        _not_liquidations(msg, channel)
+    if len(data) == 1:  # the common case, without a comprehension's frame
+        return [_liquidation(data[0], ts_recv, ctx)]
+    return [_liquidation(liq, ts_recv, ctx) for liq in data]
+
+
+def _parse_other(channel: str, frame: bytes, ts_recv: int, ctx: ParseContext) -> list[MarketEvent]:
     if channel.startswith(TICKERS_PREFIX):
         return _tickers(channel, frame, ts_recv, ctx)
     if channel == CONTROL_CHANNEL:
