@@ -38,6 +38,7 @@ class ModelConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     split: str = "price_direction"  # or "even"
     direction_bias: float = 0.2  # price up over the interval ⇒ long share 0.5 + bias
     direction_full_bp: float = 10.0  # move (bp) at which the bias is fully applied
+    direction_window_s: int = 0  # move measured over this horizon (0: since the last poll)
 
 
 class RealizedConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -58,6 +59,8 @@ class ClusterConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     eval_ms: int = 1000  # how often clusters are recomputed (event time)
     reach_pct: float = 5.0  # cluster-shift alerts only for clusters this close to price
     form_fresh_share: float = 0.6  # "formed" only if this share of the band is new positions
+    form_side_share: float = 0.0  # … and its side got this share of the recent new positions
+    form_largest_share: float = 0.0  # … and its new notional is this × the side's largest
     dominant_margin: float = 1.25  # a new dominant cluster must beat the old one by this factor
     miss_evals: int = 3  # evaluations a cluster may be missing before it counts as gone
 

@@ -39,6 +39,8 @@ class EstimatedState(msgspec.Struct, kw_only=True):
     decayed_at: int
     instruments: dict[str, InstrumentOI]
     total_oi_usd: float = 0.0  # sum of the instruments' latest oi_usd
+    # (ts, mark price) of recent observations, for the direction split over a fixed horizon
+    prices: list[tuple[int, float]] = msgspec.field(default_factory=list)
     added_usd: float = 0.0
     removed_usd: float = 0.0
     consumed_usd: float = 0.0
@@ -147,7 +149,7 @@ class EstimatedLayer:
         inverse = np.array([h.inverse for h in held], dtype=bool)[code]
         growth = usd - before(usd, 1)
         delta = np.where(inverse, growth, (base - before(base, 0)) * price)
-        share = self._long_share(price / before(price, 2) - 1.0)
+        share = self._long_share(price / self._reference(ts, price, before(price, 2)) - 1.0)
         self._hold_last(held, first, code, (ts, base, usd, price))
         by_time = np.argsort(ts, kind="stable")
         total_before = self.state.total_oi_usd - float(growth.sum()) + np.cumsum(growth[by_time])
@@ -205,6 +207,38 @@ class EstimatedLayer:
                 float(price[i]),
                 int(ts[i]),
             )
+
+    def _reference(self, ts: IntArray, price: FloatArray, previous: FloatArray) -> FloatArray:
+        """The price each change's direction is measured from.
+
+        With ``direction_window_s`` the price that long before (from the asset's recent
+        observations, any instrument), so the split does not depend on a venue's polling
+        cadence: a 1 s poll would see almost no move even while a crowd of takers lifts price;
+        otherwise the price at the instrument's previous observation.
+        """
+        window_ms = self.cfg.direction_window_s * 1000
+        if window_ms <= 0 or ts.size == 0:
+            return previous
+        held = self.state.prices
+        hist_ts = np.array([h[0] for h in held] + ts.tolist(), dtype=np.int64)
+        hist_px = np.array([h[1] for h in held] + price.tolist())
+        order = np.argsort(hist_ts, kind="stable")
+        hist_ts, hist_px = hist_ts[order], hist_px[order]
+        at = np.searchsorted(hist_ts, ts - window_ms, side="right") - 1
+        reference = hist_px[np.maximum(at, 0)]
+        self._keep_history(hist_ts, hist_px, window_ms)
+        return np.asarray(reference, dtype=np.float64)
+
+    def _keep_history(self, hist_ts: IntArray, hist_px: FloatArray, window_ms: int) -> None:
+        """Keeps the last point of each second over the window, plus one older anchor."""
+        second = hist_ts // 1000
+        last_of_second = np.append(second[1:] != second[:-1], True)
+        hist_ts, hist_px = hist_ts[last_of_second], hist_px[last_of_second]
+        inside = np.flatnonzero(hist_ts >= int(hist_ts[-1]) - window_ms)
+        start = max(int(inside[0]) - 1, 0)
+        self.state.prices = list(
+            zip(hist_ts[start:].tolist(), hist_px[start:].tolist(), strict=True)
+        )
 
     def _long_share(self, ret: FloatArray) -> FloatArray:
         """Share of new open interest assumed to be leveraged longs, from the price move."""

@@ -7,7 +7,10 @@ price that price has not entered:
 
 * formed: a cluster reaches bright while at least ``form_fresh_share`` of its notional is new
   positions (the estimated layer's fast-fading copy): an old band that only looks brighter
-  because price moved is not news;
+  because price moved is not news. Two optional rules (off by default, docs/model.md): its new
+  notional is at least ``form_largest_share`` × the side's largest new band (one burst of OI
+  lands on every leverage tier), and its side holds ``form_side_share`` of all new notional
+  (the other side holds the burst's mirror image);
 * grew / faded: an announced cluster moves up / down an intensity tier;
 * dissolved: an announced cluster disappears, or falls below ``dissolve_ratio`` of its peak
   notional, without price having entered it (it must reach bright again to re-form);
@@ -75,6 +78,7 @@ class ClusterTracker:
         self.cfg = cfg
         self.grid = grid
         self.state = state or TrackerState()
+        self._largest_new = [0.0, 0.0]  # per side, this evaluation's largest new-position band
 
     @property
     def clusters(self) -> list[TrackedCluster]:
@@ -117,6 +121,8 @@ class ClusterTracker:
         ``fresh`` its fast-fading copy."""
         events: list[ShiftEvent] = []
         seen: set[str] = set()
+        if self.cfg.form_largest_share > 0:
+            self._largest_new = self._largest_new_per_side(raws, fresh)
         for raw in sorted(raws, key=lambda r: (-r.notional, r.side, r.lo)):
             match = self._match(raw, seen)
             if match is None:
@@ -166,7 +172,7 @@ class ClusterTracker:
         if c.tier is None or c.ever_touched or not self.in_reach(c, price):
             return []
         if not c.announced:
-            if c.tier is Intensity.BRIGHT and not c.retired and self._fresh(c, fresh):
+            if c.tier is Intensity.BRIGHT and not c.retired and self._is_news(c, fresh):
                 c.announced = True
                 c.band_lo, c.band_hi = c.lo, c.hi
                 c.band_usd = c.peak_usd = c.notional
@@ -208,10 +214,32 @@ class ClusterTracker:
                 events.append(ShiftEvent("dissolved", copy(c), now))
         return events
 
-    def _fresh(self, c: TrackedCluster, fresh: FloatArray) -> bool:
-        lo, hi = c.lo - self.grid.offset, c.hi - self.grid.offset + 1
-        new = float(fresh[c.side, max(lo, 0) : max(hi, 0)].sum())
-        return new >= self.cfg.form_fresh_share * c.notional
+    def _new_usd(self, side: int, lo: int, hi: int, fresh: FloatArray) -> float:
+        a, b = lo - self.grid.offset, hi - self.grid.offset + 1
+        return float(fresh[side, max(a, 0) : max(b, 0)].sum())
+
+    def _largest_new_per_side(self, raws: list[RawCluster], fresh: FloatArray) -> list[float]:
+        largest = [0.0, 0.0]
+        for raw in raws:
+            new = self._new_usd(raw.side, raw.lo, raw.hi, fresh)
+            largest[raw.side] = max(largest[raw.side], new)
+        return largest
+
+    def _is_news(self, c: TrackedCluster, fresh: FloatArray) -> bool:
+        """Mostly new positions, the burst's largest band, on the side the burst went to."""
+        new = self._new_usd(c.side, c.lo, c.hi, fresh)
+        if new < self.cfg.form_fresh_share * c.notional:
+            return False
+        # one burst of new OI is spread over every leverage tier: the model cannot tell which
+        # tier the traders chose, so only the burst's largest band is announced
+        if new < self.cfg.form_largest_share * self._largest_new[c.side]:
+            return False
+        if self.cfg.form_side_share <= 0:
+            return True
+        # the model splits every OI rise over both sides; the side that got less of the recent
+        # rises holds the mirror image of the other side's crowd, not a crowd of its own
+        mine, other = float(fresh[c.side].sum()), float(fresh[1 - c.side].sum())
+        return mine >= self.cfg.form_side_share * (mine + other)
 
     def _emptied(self, c: TrackedCluster, density: FloatArray) -> bool:
         """Measures the announced band; True once below ``dissolve_ratio`` × its peak."""
