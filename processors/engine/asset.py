@@ -152,15 +152,16 @@ class AssetEngine:
         """Venue coverage and per-instrument tallies; returns each event's venue bit."""
         keys, codes, latest = group_by_instrument(c.events)
         forced = self.state.forced_since_oi
-        key_bits = np.empty(len(keys), dtype=np.int64)
+        key_bits: list[int] = []
         tallies: list[ForcedTally] = []
-        for j, (venue, instrument) in enumerate(keys):
-            e = latest[j]
+        for (venue, instrument), e in zip(keys, latest, strict=True):
             self.market.seen(venue, instrument, e.ts_event, e.completeness)
-            key_bits[j] = venue_bit(venue)
-            tallies.append(forced.setdefault(f"{venue}:{instrument}", ForcedTally()))
+            key_bits.append(venue_bit(venue))
+            name = f"{venue}:{instrument}"
+            tally = forced.get(name)
+            tallies.append(tally if tally is not None else forced.setdefault(name, ForcedTally()))
         tally_run(tallies, codes, c.ts, c.side, c.usd)
-        bits: IntArray = key_bits[codes]
+        bits: IntArray = np.array(key_bits, dtype=np.int64)[codes]
         return bits
 
     def _marks(self, c: MarkColumns) -> list[Output]:

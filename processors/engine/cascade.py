@@ -15,17 +15,20 @@ the threshold it started with (the gap between the entry and exit levels is the 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import msgspec
 import numpy as np
 
 from liqwatch.schema import CascadePhase, Venue
-from processors.engine.common import FloatArray, IntArray
+from processors.engine.common import BoolArray, FloatArray, IntArray
 from processors.engine.config import CascadeConfig
 
 VENUES = list(Venue)
 SPARE_BINS = 64  # ring slack beyond the window: chunks never span more than one second
+FEW_SLOTS = 4  # a ring advance this short clears slot by slot (cheaper than index arrays)
 
 
 class CascadeRun(msgspec.Struct, kw_only=True):
@@ -75,6 +78,7 @@ def _event(phase: CascadePhase, run: CascadeRun, ts: int, price_now: float) -> C
     return CascadeEvent(phase, msgspec.structs.replace(run), ts, price_now)
 
 
+@functools.cache
 def venue_bit(venue: str) -> int:
     try:
         return 1 << VENUES.index(Venue(venue))
@@ -87,6 +91,87 @@ def venue_names(mask: int) -> list[str]:
     return names + (["other"] if mask & (1 << len(VENUES)) else [])
 
 
+class BinSide(NamedTuple):
+    """One bin's liquidations of one side, aggregated."""
+
+    start: int  # first row of the bin (rows are time-sorted)
+    side: int
+    usd: float
+    events: int
+    biggest: float
+    first: int
+    last: int
+    bits: int
+
+
+def _changes(values: IntArray) -> BoolArray:
+    """Where a sorted column starts a new value (the first row always does)."""
+    out = np.empty(values.size, dtype=bool)
+    out[0] = True
+    np.not_equal(values[1:], values[:-1], out=out[1:])
+    return out
+
+
+def bin_runs(bins: IntArray) -> list[tuple[int, int, int]]:
+    """(bin, first row, end row) of each run of equal bins in a time-sorted chunk."""
+    starts = np.flatnonzero(_changes(bins))
+    ends = np.append(starts[1:], bins.size)
+    return list(zip(bins[starts].tolist(), starts.tolist(), ends.tolist(), strict=True))
+
+
+def one_bin_groups(side: IntArray, usd: FloatArray, ts: IntArray, bits: IntArray) -> list[BinSide]:
+    """``bin_groups`` of a chunk that lies in one bin."""
+    n = int(ts.size)
+    n_short = int(side.sum())
+    out: list[BinSide] = []
+    for k, n_k in ((0, n - n_short), (1, n_short)):
+        if n_k == 0:
+            continue
+        u, t, b = (usd, ts, bits) if n_k == n else (usd[side == k], ts[side == k], bits[side == k])
+        or_bits = int(np.bitwise_or.reduce(b))
+        out.append(
+            BinSide(0, k, float(u.sum()), n_k, float(u.max()), int(t[0]), int(t[-1]), or_bits)
+        )
+    return out
+
+
+def bin_groups(
+    bins: IntArray, side: IntArray, usd: FloatArray, ts: IntArray, bits: IntArray
+) -> list[BinSide]:
+    """Per (bin, side) aggregates of a time-sorted chunk, bins in order, side 0 first.
+
+    Sums equal ``usd[mask].sum()`` bit for bit: NumPy sums a contiguous array pairwise, and
+    ``reduceat`` does too after its segment's first element, so each segment starts with a 0.
+    """
+    new_bin = _changes(bins)
+    starts_bin = np.flatnonzero(new_bin)
+    new_bin[0] = False
+    group = np.cumsum(new_bin) * 2 + side
+    order = np.argsort(group, kind="stable")
+    key = group[order]
+    new_seg = _changes(key)
+    seg = np.flatnonzero(new_seg)
+    usd_o = usd[order]
+    # row i of segment j goes to i + j + 1: one 0.0 ahead of every segment
+    padded = np.zeros(key.size + seg.size)
+    padded[np.arange(key.size) + np.cumsum(new_seg)] = usd_o
+    sums = np.add.reduceat(padded, seg + np.arange(seg.size)).tolist()
+    seg_end = np.append(seg[1:], key.size)
+    counts = (seg_end - seg).tolist()
+    biggest = np.maximum.reduceat(usd_o, seg).tolist()
+    ts_o = ts[order]
+    firsts, lasts = ts_o[seg].tolist(), ts_o[seg_end - 1].tolist()
+    ors = np.bitwise_or.reduceat(bits[order], seg).tolist()
+    keys = key[seg].tolist()
+    bin_start = starts_bin.tolist()
+    return [
+        BinSide(
+            bin_start[kk >> 1], kk & 1, sums[j], counts[j], biggest[j], firsts[j], lasts[j], ors[j]
+        )
+        for j, kk in enumerate(keys)
+    ]
+
+
 class CascadeDetector:
     def __init__(self, cfg: CascadeConfig, asset: str, state: CascadeState | None = None) -> None:
         self.cfg = cfg
@@ -95,6 +180,12 @@ class CascadeDetector:
         self.ring = self.w_bins + SPARE_BINS
         self.sec_ring = cfg.baseline_s + cfg.window_s
         self.state = state or self._empty()
+        # ring slots of the window, the last second and the bins before the window, for each
+        # head slot: the same index arrays the evaluation used to build on every call
+        heads = np.arange(self.ring)[:, None]
+        self._wins = (heads + np.arange(1 - self.w_bins, 1)) % self.ring
+        self._lasts = (heads + np.arange(1 - 1000 // cfg.bin_ms, 1)) % self.ring
+        self._olders = (heads + np.arange(-self.w_bins, -self.ring, -1)) % self.ring
 
     def _empty(self) -> CascadeState:
         r = self.ring
@@ -122,43 +213,54 @@ class CascadeDetector:
     ) -> list[CascadeEvent]:
         """Adds one time-sorted chunk of liquidations, evaluating after each bin."""
         out: list[CascadeEvent] = []
+        if not ts.size:
+            return out
         bins = ts // self.cfg.bin_ms
-        bounds = np.flatnonzero(np.diff(bins)) + 1
-        for part in np.split(np.arange(ts.size), bounds):
-            b = int(bins[part[0]])
+        if bins[0] == bins[-1]:  # small envelopes: one bin, no sorting into groups
+            groups = one_bin_groups(side, notional, ts, venue_bits)
+            runs = [(int(bins[0]), 0, int(ts.size))]
+        else:
+            groups = bin_groups(bins, side, notional, ts, venue_bits)
+            runs = bin_runs(bins)
+        times, usd = ts.tolist(), notional.tolist()
+        g = 0
+        for b, start, end in runs:
+            n_groups = 1 + (g + 1 < len(groups) and groups[g + 1].start == start)
+            part, g = groups[g : g + n_groups], g + n_groups
             if b <= self.state.head_bin - self.ring + self.w_bins:
                 continue  # too late to matter for any window still open
             self._advance(max(b, self.state.head_bin))
-            self._add_bin(b, ts[part], side[part], notional[part], venue_bits[part])
-            out += self.evaluate(int(ts[part].max()), price_now)
+            self._add_bin(b, part, times[start], usd[start:end])
+            out += self.evaluate(times[end - 1], price_now)
         return out
 
-    def _add_bin(
-        self, b: int, ts: IntArray, side: IntArray, notional: FloatArray, bits: IntArray
-    ) -> None:
+    def _add_bin(self, b: int, groups: list[BinSide], first_ts: int, usd: list[float]) -> None:
         s = self.state
         slot = b % self.ring
-        for k in (0, 1):
-            mine = side == k
-            if not mine.any():
-                continue
+        for grp in groups:
+            k = grp.side
             had = s.count[k, slot] > 0
-            s.notional[k, slot] += notional[mine].sum()
-            s.count[k, slot] += int(mine.sum())
-            s.biggest[k, slot] = max(s.biggest[k, slot], notional[mine].max())
-            first = int(ts[mine].min())
-            s.last_liq[k] = max(s.last_liq[k], int(ts[mine].max()))
-            s.first_ts[k, slot] = min(first, int(s.first_ts[k, slot])) if had else first
-            s.venues[k, slot] |= int(np.bitwise_or.reduce(bits[mine]))
+            s.notional[k, slot] += grp.usd
+            s.count[k, slot] += grp.events
+            s.biggest[k, slot] = max(s.biggest[k, slot], grp.biggest)
+            s.last_liq[k] = max(s.last_liq[k], grp.last)
+            s.first_ts[k, slot] = min(grp.first, int(s.first_ts[k, slot])) if had else grp.first
+            s.venues[k, slot] |= grp.bits
             run = s.runs[k]
             if run is not None:
-                run.total += float(notional[mine].sum())
-                run.events += int(mine.sum())
-                run.venues_mask |= int(np.bitwise_or.reduce(bits[mine]))
-                run.last_event = max(run.last_event, int(ts[mine].max()))
-        sec = int(ts.min()) // 1000
+                run.total += grp.usd
+                run.events += grp.events
+                run.venues_mask |= grp.bits
+                run.last_event = max(run.last_event, grp.last)
+        # a bin never spans two seconds (bin_ms divides 1000): one per-second slot, summed
+        # in arrival order as np.add.at would
+        sec = first_ts // 1000
         if sec > s.head_sec - self.sec_ring:
-            np.add.at(s.per_second, (ts // 1000) % self.sec_ring, notional)
+            i = sec % self.sec_ring
+            acc = float(s.per_second[i])
+            for x in usd:
+                acc += x
+            s.per_second[i] = acc
 
     def add_implied(
         self, ts: int, side: int, usd: float, bit: int, price_now: float
@@ -194,16 +296,31 @@ class CascadeDetector:
         """Moves the ring head to bin ``b``, clearing the bins that are reused."""
         s = self.state
         if b > s.head_bin:
-            new = np.arange(max(s.head_bin + 1, b - self.ring + 1), b + 1) % self.ring
-            for arr in (s.notional, s.count, s.biggest, s.first_ts, s.venues):
-                arr[:, new] = 0
-            s.price[new] = np.nan
+            first = max(s.head_bin + 1, b - self.ring + 1)
+            if b - first < FEW_SLOTS:
+                for slot in range(first % self.ring, first % self.ring + b - first + 1):
+                    self._clear_slot(slot % self.ring)
+            else:
+                new = np.arange(first, b + 1) % self.ring
+                for arr in (s.notional, s.count, s.biggest, s.first_ts, s.venues):
+                    arr[:, new] = 0
+                s.price[new] = np.nan
             s.head_bin = b
         sec = (b * self.cfg.bin_ms) // 1000
         if sec > s.head_sec:
-            new_s = np.arange(max(s.head_sec + 1, sec - self.sec_ring + 1), sec + 1)
-            s.per_second[new_s % self.sec_ring] = 0.0
+            if sec == s.head_sec + 1:
+                s.per_second[sec % self.sec_ring] = 0.0
+            else:
+                new_s = np.arange(max(s.head_sec + 1, sec - self.sec_ring + 1), sec + 1)
+                s.per_second[new_s % self.sec_ring] = 0.0
             s.head_sec = sec
+
+    def _clear_slot(self, slot: int) -> None:
+        s = self.state
+        for arr in (s.notional, s.count, s.biggest, s.first_ts, s.venues):
+            arr[0, slot] = 0
+            arr[1, slot] = 0
+        s.price[slot] = np.nan
 
     # --- evaluation -------------------------------------------------------------------------
 
@@ -211,9 +328,9 @@ class CascadeDetector:
         s = self.state
         if s.head_bin < 0:
             return []
-        win = (np.arange(s.head_bin - self.w_bins + 1, s.head_bin + 1)) % self.ring
-        side_sum = s.notional[:, win].sum(axis=1)
-        total = float(side_sum.sum())
+        win = self._wins[s.head_bin % self.ring]
+        side_sum: list[float] = s.notional[:, win].sum(axis=1).tolist()
+        total = side_sum[0] + side_sum[1]  # as side_sum.sum() adds two
         out: list[CascadeEvent] = []
         for k in (0, 1):
             run = s.runs[k]
@@ -231,7 +348,7 @@ class CascadeDetector:
         k: int,
         win: IntArray,
         *,
-        side_sum: FloatArray,
+        side_sum: list[float],
         total: float,
         now: int,
         price_now: float,
@@ -239,6 +356,10 @@ class CascadeDetector:
         cfg, s = self.cfg, self.state
         mine = float(side_sum[k])
         if total < cfg.floor_usd or mine < cfg.dominance * total:
+            return None
+        if s.baseline_sec == s.head_sec and total < max(cfg.floor_usd, cfg.k * s.baseline_value):
+            # the threshold test below would fail: with this second's baseline already known,
+            # the tests in between (pure) need not run
             return None
         if int(s.count[k, win].sum()) < cfg.min_events:
             return None
@@ -304,21 +425,16 @@ class CascadeDetector:
     def _rate(self, k: int) -> float:
         """USD/s over the last second for side k."""
         s = self.state
-        n = 1000 // self.cfg.bin_ms
-        last = np.arange(s.head_bin - n + 1, s.head_bin + 1) % self.ring
-        return float(s.notional[k, last].sum())
+        return float(s.notional[k, self._lasts[s.head_bin % self.ring]].sum())
 
     def _price_before_window(self) -> float:
         """The last known price at or before the window's start (NaN-free), 0 if unknown."""
         s = self.state
-        start = s.head_bin - self.w_bins
-        older = np.arange(start, s.head_bin - self.ring, -1) % self.ring
-        prices = s.price[older]
+        prices = s.price[self._olders[s.head_bin % self.ring]]
         known = np.flatnonzero(~np.isnan(prices))
         if known.size:
             return float(prices[known[0]])
-        newer = np.arange(start + 1, s.head_bin + 1) % self.ring
-        prices = s.price[newer]
+        prices = s.price[self._wins[s.head_bin % self.ring]]
         known = np.flatnonzero(~np.isnan(prices))
         return float(prices[known[0]]) if known.size else 0.0
 

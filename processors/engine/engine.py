@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
+from operator import attrgetter
 
 from liqwatch.schema import (
     Alert,
@@ -156,7 +157,7 @@ def _runs(events: Sequence[MarketEvent]) -> Iterator[tuple[str, list[MarketEvent
     if not events:
         return
     batch = list(events)
-    if len(set(map(type, batch))) == 1 and len(set(map(_asset_of, batch))) == 1:
+    if len(set(map(type, batch))) == 1 and _one_asset(batch):
         yield _asset_of(batch[0]), batch  # an envelope: the usual case
         return
     run: list[MarketEvent] = []
@@ -170,6 +171,18 @@ def _runs(events: Sequence[MarketEvent]) -> Iterator[tuple[str, list[MarketEvent
         run.append(e)
     if run:
         yield _asset_of(run[0]), run
+
+
+def _one_asset(batch: list[MarketEvent]) -> bool:
+    """Whether every event names the same asset (as ``_asset_of`` reads it)."""
+    try:
+        assets = set(map(_ASSET, batch))
+    except AttributeError:  # not a market event: the slow path sorts it out
+        return len(set(map(_asset_of, batch))) == 1
+    return len(assets) == 1 and isinstance(next(iter(assets)), str)
+
+
+_ASSET = attrgetter("asset")
 
 
 def _asset_of(event: object) -> str:

@@ -11,7 +11,6 @@ notional of that side, at the OI observation's time.
 from __future__ import annotations
 
 import msgspec
-import numpy as np
 
 from processors.engine.common import FloatArray, IntArray
 
@@ -32,25 +31,26 @@ def tally_run(
     tallies: list[ForcedTally], codes: IntArray, ts: IntArray, side: IntArray, usd: FloatArray
 ) -> None:
     """Adds a time-sorted run of liquidations; ``codes[i]`` indexes ``tallies``."""
-    group = codes * 2 + side
-    sums = np.bincount(group, weights=usd, minlength=2 * len(tallies))
-    seconds = ts // 1000
-    # distinct (group, second) pairs, in group then time order
-    pairs = np.unique(group * (1 << 40) + seconds)
-    g = pairs >> 40
-    sec = pairs - (g << 40)
-    starts = np.flatnonzero(np.diff(g, prepend=-1))
-    ends = np.append(starts[1:], g.size) - 1
-    for first, last in zip(starts.tolist(), ends.tolist(), strict=True):
-        gi = int(g[first])
-        t, k = tallies[gi // 2], gi % 2
-        distinct = last - first + 1
-        if int(sec[first]) == t.last_second[k]:
+    sums: dict[int, float] = {}
+    # per (instrument, side) group: [distinct seconds, first second, last second]
+    seconds: dict[int, list[int]] = {}
+    groups = (codes * 2 + side).tolist()
+    for g, sec, x in zip(groups, (ts // 1000).tolist(), usd.tolist(), strict=True):
+        sums[g] = sums.get(g, 0.0) + x  # in row order from 0.0, as np.bincount sums
+        seen = seconds.get(g)
+        if seen is None:
+            seconds[g] = [1, sec, sec]
+        elif sec != seen[2]:  # rows are time-sorted: a new second
+            seen[0] += 1
+            seen[2] = sec
+    for g in sorted(seconds):
+        distinct, first, last = seconds[g]
+        t, k = tallies[g // 2], g % 2
+        if first == t.last_second[k]:
             distinct -= 1  # that second was already counted in an earlier run
         t.seconds[k] += distinct
-        t.last_second[k] = int(sec[last])
-    for gi in np.flatnonzero(sums).tolist():
-        tallies[gi // 2].usd[gi % 2] += float(sums[gi])
+        t.last_second[k] = last
+        t.usd[k] += sums[g]
 
 
 def implied(t: ForcedTally, raw_delta_usd: float, min_seconds: int) -> tuple[int, float] | None:

@@ -65,9 +65,12 @@ class MarketContext:
     ) -> None:
         key = f"{venue}:{instrument}"
         prev = self.state.marks.get(key)
-        if prev is None or ts >= prev.ts:
-            keep = funding if funding is not None else (prev.funding if prev else None)
-            self.state.marks[key] = MarkInfo(venue=venue, price=price, funding=keep, ts=ts)
+        if prev is None:
+            self.state.marks[key] = MarkInfo(venue=venue, price=price, funding=funding, ts=ts)
+        elif ts >= prev.ts:  # in place: nothing else holds a MarkInfo
+            prev.price, prev.ts = price, ts
+            if funding is not None:
+                prev.funding = funding
 
     def set_price(self, price: float, ts: int) -> None:
         """The asset's reference price: the latest mark from any instrument."""
@@ -91,7 +94,10 @@ class MarketContext:
 
     def stale_changes(self, now: int) -> tuple[list[str], list[str]]:
         """(newly stale, fresh again) venues since the last call."""
-        stale = sorted(c.venue for c in self.coverage(now) if c.stale)
+        venues = self.state.venues
+        stale = sorted(
+            v for v, info in venues.items() if now - info.last_ts > self.stale_after_ms(v)
+        )
         before = set(self.state.stale)
         self.state.stale = stale
         return [v for v in stale if v not in before], [v for v in before if v not in stale]
