@@ -19,6 +19,7 @@ from liqwatch.schema import (
     ClusterSnapshot,
     DeadLetter,
     Delivery,
+    EventKind,
     HeatmapSnapshot,
     Liquidation,
     MarkPrice,
@@ -94,6 +95,57 @@ def decode_records(role: Role, value: bytes | None) -> Sequence[Record]:
         raise PoisonError(f"{type(exc).__name__}: {exc}") from exc
 
 
+class EnvelopeHead(msgspec.Struct, frozen=True, kw_only=True):
+    """An envelope with its events left as JSON: checks the message, counts its events."""
+
+    kind: EventKind
+    asset: str
+    producer: str
+    seq: int
+    ts_flush: int
+    events: list[msgspec.Raw]
+
+
+_head_decoder = msgspec.json.Decoder(EnvelopeHead)
+
+
+@dataclass(frozen=True)
+class RawEnvelope:
+    """A market message kept as it came, for ClickHouse to parse, and where it came from."""
+
+    kind: EventKind
+    value: bytes
+    rows: int
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None = None
+
+
+def decode_head(value: bytes | None) -> EnvelopeHead:
+    """The envelope's header and event count; the events are checked as JSON only."""
+    if not value:
+        raise PoisonError("empty message")
+    try:
+        return _head_decoder.decode(value)
+    except (codec.DecodeError, codec.ValidationError) as exc:
+        raise PoisonError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def dead_letter(
+    topic: str, partition: int, offset: int, value: bytes | None, reason: str
+) -> DeadLetter:
+    """The dead letter of an undecodable message, with where it was and why."""
+    return DeadLetter(
+        source="sink",
+        venue="",
+        channel=topic,
+        reason=f"undecodable message at {topic}[{partition}]@{offset}: {reason}",
+        raw=(value or b"").decode("utf-8", "replace"),
+        ts_recv=int(time.time() * 1000),
+    )
+
+
 def _alert_records(message: Alert | AlertUpdate) -> Sequence[Record]:
     """Outcome updates are kept as updates (the audit trail) and as alert_outcomes rows."""
     if isinstance(message, AlertUpdate) and (outcome := outcome_from_update(message)):
@@ -155,6 +207,10 @@ _BUILDERS: dict[str, Any] = {
 TABLES = tuple(_BUILDERS)
 
 
+def table_of(record: Record) -> str:
+    return _TABLE_OF[type(record)]
+
+
 def build_rows(table: str, records: Sequence[Record]) -> r.TableRows:
     rows: r.TableRows = _BUILDERS[table](records)
     return rows
@@ -172,6 +228,8 @@ class Batch:
     first_offsets: dict[TopicPartition, int] = field(default_factory=dict)
     # event_ids of liquidations re-consumed after an assignment: maybe stored already
     suspect_ids: set[str] = field(default_factory=set)
+    # Market messages left as JSON for the server to parse, per event kind.
+    envelopes: dict[EventKind, list[RawEnvelope]] = field(default_factory=dict)
 
     def add(self, records: Sequence[Record], rows: int, suspect: bool = False) -> None:
         if len(set(map(type, records))) == 1:  # an envelope: one kind, one list
@@ -182,6 +240,10 @@ class Batch:
         if suspect:
             self.suspect_ids.update(r.event_id for r in records if isinstance(r, Liquidation))
         self.rows += rows
+
+    def add_envelope(self, envelope: RawEnvelope) -> None:
+        self.envelopes.setdefault(envelope.kind, []).append(envelope)
+        self.rows += envelope.rows
 
     def complete(self, topic: str, partition: int, offset: int) -> None:
         self.offsets[(topic, partition)] = offset + 1

@@ -143,20 +143,24 @@ def simulate_btc(
 @contextlib.contextmanager
 def _servers(
     bootstrap: str | None, clickhouse_url: str | None, work: Path
-) -> Iterator[tuple[str, str]]:
-    """The given endpoints, or local servers started (and stopped) for the benchmark."""
+) -> Iterator[tuple[str, str, dict[str, int]]]:
+    """The given endpoints, or local servers started (and stopped) for the benchmark, with
+    the pids of those started ("server", "kafka"): their CPU is measured too."""
     from liqwatch.stack.chserver import ClickHouseServer  # noqa: PLC0415  (only when needed)
     from liqwatch.stack.kafka import KafkaBroker  # noqa: PLC0415
 
     stack: list[Any] = []
+    pids: dict[str, int] = {}
     try:
         if clickhouse_url is None:
             stack.append(ClickHouseServer(work / "clickhouse").start())
             clickhouse_url = stack[-1].url
+            pids["server"] = stack[-1].process.pid
         if bootstrap is None:
             stack.append(KafkaBroker(work / "kafka").start(timeout=120))
             bootstrap = stack[-1].bootstrap
-        yield bootstrap, clickhouse_url
+            pids["kafka"] = stack[-1].process.pid
+        yield bootstrap, clickhouse_url, {k: v for k, v in pids.items() if v is not None}
     finally:
         for server in reversed(stack):
             server.stop()
@@ -205,12 +209,14 @@ def run_sink_bench(
     )
     with (
         tempfile.TemporaryDirectory(prefix="liqwatch-bench-") as tmp,
-        _servers(bootstrap, clickhouse_url, Path(tmp)) as (kafka, url),
+        _servers(bootstrap, clickhouse_url, Path(tmp)) as (kafka, url, pids),
     ):
         client = connect(ClickHouseSettings(url=url, database="default"))
         databases = [_fresh_database(client, p) for p in ("bench_raw", "bench_plain", "bench_sink")]
         try:
-            return _sink_bench(client, kafka, url, history, databases=databases, config=config)
+            return _sink_bench(
+                client, kafka, url, history, databases=databases, config=config, pids=pids
+            )
         finally:
             for db in databases:
                 client.command(f"DROP DATABASE IF EXISTS {db} SYNC")
@@ -225,21 +231,27 @@ def _sink_bench(
     *,
     databases: list[str],
     config: SinkBenchConfig,
+    pids: dict[str, int],
 ) -> dict[str, Any]:
     raw_db, plain_db, sink_db = databases
     topics = Topics(f"bench{uuid.uuid4().hex[:8]}.")
     _produce(kafka, topics, history, config.envelope_size)
     raw, plain, sink = [], [], []
-    cpu = {"raw": 0.0, "sink": 0.0}
+    cpu: dict[str, float] = {}
     for _ in range(config.repeats):
-        with _cpu_seconds(cpu, "raw"):
+        with _cpu_seconds(cpu, "raw", pids):
             raw.append(_raw_insert(client, raw_db, history, config.batch_rows, tuned=False))
         plain.append(_raw_insert(client, plain_db, history, config.batch_rows, tuned=True))
         _truncate(client, sink_db)
-        with _cpu_seconds(cpu, "sink"):
+        with _cpu_seconds(cpu, "sink", pids):
             run = _sink_run(kafka, url, sink_db, topics, expected=history.count, config=config)
         sink.append(run)
     best = max(sink, key=lambda run: float(run["rows_per_s"]))
+
+    def per_row(key: str) -> float | None:
+        seconds = cpu.get(key)
+        return None if seconds is None else round(seconds / config.repeats / history.count * 1e6, 2)
+
     stored = _count(client, f"SELECT count() FROM {sink_db}.liquidations FINAL")  # noqa: S608
     rate, raw_rate, plain_rate = float(best["rows_per_s"]), max(raw), max(plain)
     result: dict[str, Any] = {
@@ -256,8 +268,12 @@ def _sink_bench(
         "sink_rows_stored": stored,
         # CPU of this Python process per row (the servers' CPU not included): where a shared
         # machine's cores go, and why the sink slows down more than a raw insert when busy.
-        "raw_client_cpu_us_per_row": round(cpu["raw"] / config.repeats / history.count * 1e6, 2),
-        "sink_client_cpu_us_per_row": round(cpu["sink"] / config.repeats / history.count * 1e6, 2),
+        "raw_client_cpu_us_per_row": per_row("raw"),
+        "sink_client_cpu_us_per_row": per_row("sink"),
+        # CPU of the servers this run started (None with given URLs): on a machine they share,
+        # rows/s follow the total CPU per row of each path, servers included.
+        "server_cpu_us_per_row": {k: per_row(f"{k}:server") for k in ("raw", "sink")},
+        "kafka_cpu_us_per_row": {k: per_row(f"{k}:kafka") for k in ("raw", "sink")},
         "load_average_1m": round(os.getloadavg()[0], 2),
         "ratio_vs_raw": round(rate / raw_rate, 3),
         "ratio_vs_plain_types": round(rate / plain_rate, 3),
@@ -282,6 +298,9 @@ def sink_report(r: dict[str, Any]) -> str:
         f"  raw insert (same rows)    {r['raw_insert_rows_per_s']:>10,} rows/s  "
         f"({r['raw_client_cpu_us_per_row']} us CPU/row; columns prebuilt)\n"
         f"  raw insert, plain types   {r['raw_insert_plain_types_rows_per_s']:>10,} rows/s\n"
+        f"  CPU us/row, servers: ClickHouse raw {r['server_cpu_us_per_row']['raw']} / sink "
+        f"{r['server_cpu_us_per_row']['sink']}, Kafka raw {r['kafka_cpu_us_per_row']['raw']} / "
+        f"sink {r['kafka_cpu_us_per_row']['sink']}\n"
         f"  ratio {r['ratio_vs_raw']:.2f} (target >= {r['target_ratio']}), "
         f"target >= {r['target_rows_per_s']:,} rows/s, stored exactly once: "
         f"{r['sink_rows_stored'] == r['rows']}: {met}"
@@ -289,13 +308,28 @@ def sink_report(r: dict[str, Any]) -> str:
 
 
 @contextlib.contextmanager
-def _cpu_seconds(totals: dict[str, float], key: str) -> Iterator[None]:
-    before = resource.getrusage(resource.RUSAGE_SELF)
+def _cpu_seconds(totals: dict[str, float], key: str, pids: dict[str, int]) -> Iterator[None]:
+    """Adds the CPU seconds spent meanwhile by this process (``key``) and by each server
+    (``key:server``, ``key:kafka``) to ``totals``."""
+    before = _process_cpu(pids)
     try:
         yield
     finally:
-        after = resource.getrusage(resource.RUSAGE_SELF)
-        totals[key] += (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        for name, spent in _process_cpu(pids).items():
+            label = key if name == "self" else f"{key}:{name}"
+            totals[label] = totals.get(label, 0.0) + spent - before[name]
+
+
+def _process_cpu(pids: dict[str, int]) -> dict[str, float]:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    found = {"self": usage.ru_utime + usage.ru_stime}
+    for name, pid in pids.items():
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # not Linux, or gone: that figure is left out
+        found[name] = (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+    return found
 
 
 def _truncate(client: Client, database: str) -> None:
@@ -425,7 +459,7 @@ def run_heatmap_query_bench(
     """Time the heatmap recipe over ``days`` of simulated BTC history (all venues)."""
     with (
         tempfile.TemporaryDirectory(prefix="liqwatch-bench-") as tmp,
-        _servers("unused", clickhouse_url, Path(tmp)) as (_kafka, url),
+        _servers("unused", clickhouse_url, Path(tmp)) as (_kafka, url, _pids),
     ):
         client = connect(ClickHouseSettings(url=url, database="default"))
         database = _fresh_database(client, "bench_heatmap")

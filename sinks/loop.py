@@ -13,6 +13,10 @@ Guarantees, in order of importance:
 * Undecodable messages go to the dead-letter topic (tagged so sinks skip their own copies)
   and, with their offsets, into the ``dead_letters`` table in the same batch.
 
+Market envelopes are only checked here (header, JSON, event count) and handed to ClickHouse
+as the JSON they came in (``sinks.clickhouse.envelopes``); a batch the server refuses is
+decoded by the writer, which dead-letters what msgspec refuses through ``_poison_envelope``.
+
 Rebalancing uses the eager protocol: on revoke the loop stores and commits what it holds,
 or, if ClickHouse does not answer within ``revoke_timeout_s``, drops it uncommitted for the
 next owner to re-consume.
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 import uuid
 from collections import deque
@@ -36,7 +41,18 @@ from confluent_kafka import TopicPartition as KafkaPartition
 
 from liqwatch import codec
 from liqwatch.schema import DeadLetter
-from sinks.batch import Batch, PoisonError, Record, Role, TopicPartition, decode_records, row_count
+from sinks.batch import (
+    Batch,
+    PoisonError,
+    RawEnvelope,
+    Record,
+    Role,
+    TopicPartition,
+    dead_letter,
+    decode_head,
+    decode_records,
+    row_count,
+)
 from sinks.metrics import SinkMetrics
 from sinks.settings import SinkSettings
 from sinks.writer import BatchWriter, ClickHouseHealth, Job, WriteAbortedError
@@ -78,10 +94,17 @@ class SinkLoop:
         # The dead-letter producer is made on the first poison message: most runs need none.
         self._make_producer = producer
         self._producer: Producer | None = None
+        self._producer_lock = threading.Lock()  # writers dead-letter envelopes too
         self.metrics = metrics
         self.roles = roles
         self.dlq_topic = dlq_topic
         self.writers = list(writers)
+        for writer in self.writers:
+            writer.on_poison = self._poison_envelope
+        # Market envelopes go to ClickHouse as JSON, parsed there (not by the embedded engine).
+        self.parse_on_server = settings.parse_on_server and all(
+            w.store.parses_envelopes for w in self.writers
+        )
         self.writer = self.writers[0]  # also reads sink_offsets and pings when idle
         self.health: ClickHouseHealth = self.writer.health
         self.buffer = Batch()
@@ -212,8 +235,8 @@ class SinkLoop:
             self.metrics.replayed_messages.inc()
             self.buffer.complete(topic, partition, offset)
             return True
-        records = self._records(msg, topic)
-        rows = row_count(records)
+        taken = self._records(msg, topic)
+        rows = taken.rows if isinstance(taken, RawEnvelope) else row_count(taken)
         if rows > self._room() and self._held() > 0:
             return False
         if rows > self.settings.buffer_max_rows:
@@ -225,38 +248,63 @@ class SinkLoop:
                 rows,
             )
         suspect = offset <= self.suspect_through.get(tp, -1) or self._suspect(tp, rows)
-        self.buffer.add(records, rows, suspect=suspect)
+        if isinstance(taken, RawEnvelope) and not suspect:
+            self.buffer.add_envelope(taken)
+        else:
+            # Maybe stored already: decoded here so their event_ids can be checked.
+            records = self._decoded(taken) if isinstance(taken, RawEnvelope) else taken
+            self.buffer.add(records, row_count(records), suspect=suspect)
         self.buffer.complete(topic, partition, offset)
         self._rows_per_message += (rows - self._rows_per_message) * 0.05
         self.metrics.messages.labels(topic).inc()
         self.metrics.set_buffer(self._held())
         return True
 
-    def _records(self, msg: Message, topic: str) -> Sequence[Record]:
+    def _records(self, msg: Message, topic: str) -> Sequence[Record] | RawEnvelope:
         role = self.roles[topic]
         if role is Role.DLQ and _from_sink(msg):
             return []  # a sink stored it already when it met the original message
         value = msg.value()
         try:
+            if role is Role.MARKET and self.parse_on_server:
+                return self._raw_envelope(msg, topic, value)
             return decode_records(role, value)
         except PoisonError as exc:
-            return [self._poison(msg, topic, role, value, str(exc))]
+            letter = dead_letter(topic, msg.partition() or 0, msg.offset() or 0, value, str(exc))
+            return [self._poison(letter, role, msg.key())]
 
-    def _poison(
-        self, msg: Message, topic: str, role: Role, value: bytes | None, reason: str
-    ) -> DeadLetter:
-        self.metrics.poison.labels(topic).inc()
-        letter = DeadLetter(
-            source="sink",
-            venue="",
-            channel=topic,
-            reason=f"undecodable message at {topic}[{msg.partition()}]@{msg.offset()}: {reason}",
-            raw=(value or b"").decode("utf-8", "replace"),
-            ts_recv=int(time.time() * 1000),
+    @staticmethod
+    def _raw_envelope(msg: Message, topic: str, value: bytes | None) -> RawEnvelope:
+        head = decode_head(value)
+        key = msg.key()
+        return RawEnvelope(
+            head.kind,
+            value or b"",
+            len(head.events),
+            topic,
+            msg.partition() or 0,
+            msg.offset() or 0,
+            key.encode() if isinstance(key, str) else key,
         )
+
+    def _decoded(self, envelope: RawEnvelope) -> Sequence[Record]:
+        try:
+            return decode_records(Role.MARKET, envelope.value)
+        except PoisonError as exc:
+            return [self._poison_envelope(envelope, str(exc))]
+
+    def _poison_envelope(self, envelope: RawEnvelope, reason: str) -> DeadLetter:
+        """A market message found undecodable (here or by a writer): counted, copied to the
+        dead-letter topic, and returned to be stored in ``dead_letters``."""
+        e = envelope
+        letter = dead_letter(e.topic, e.partition, e.offset, e.value, reason)
+        return self._poison(letter, Role.MARKET, e.key)
+
+    def _poison(self, letter: DeadLetter, role: Role, key: bytes | str | None) -> DeadLetter:
+        self.metrics.poison.labels(letter.channel).inc()
         log.warning("%s", letter.reason)
         if role is not Role.DLQ:
-            self._produce_dead_letter(letter, msg.key())
+            self._produce_dead_letter(letter, key)
         return letter
 
     def _produce_dead_letter(self, letter: DeadLetter, key: bytes | str | None) -> None:
@@ -277,9 +325,10 @@ class SinkLoop:
         self.producer().poll(0)
 
     def producer(self) -> Producer:
-        if self._producer is None:
-            self._producer = self._make_producer()
-        return self._producer
+        with self._producer_lock:
+            if self._producer is None:
+                self._producer = self._make_producer()
+            return self._producer
 
     def _dlq_delivered(self, err: KafkaError | None, _msg: Message) -> None:
         if err is not None:

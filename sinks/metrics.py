@@ -50,6 +50,12 @@ class SinkMetrics:
             "Messages re-consumed after a restart or rebalance and skipped: already stored",
             registry=registry,
         )
+        self.envelope_fallbacks = Counter(
+            "liqwatch_sink_envelope_fallbacks_total",
+            "Batches of envelopes ClickHouse would not parse, decoded in Python instead, per table",
+            ["table"],
+            registry=registry,
+        )
         self.insert_failures = Counter(
             "liqwatch_sink_insert_failures_total",
             "Failed insert attempts (the batch is retried; offsets are not committed)",

@@ -5,7 +5,9 @@ table, record the ranges as 'stored'; the loop commits the Kafka offsets afterwa
 Transient failures (server down, timeouts) are retried with the batch's dedupe token, so an
 insert that landed before its answer was lost is dropped by ClickHouse the second time. Rows
 ClickHouse refuses as data (a value out of range for its column) are isolated by bisection
-and stored as dead letters, so one bad record never blocks the stream.
+and stored as dead letters, so one bad record never blocks the stream. Market envelopes are
+inserted as JSON for the server to parse; if it refuses them they are decoded here and take
+the record path (undecodable ones become dead letters).
 """
 
 from __future__ import annotations
@@ -14,14 +16,25 @@ import logging
 import struct
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from clickhouse_connect.driver.exceptions import DatabaseError, DataError
+from clickhouse_connect.driver.exceptions import DatabaseError, DataError, OperationalError
 
 from liqwatch import codec
-from liqwatch.schema import DeadLetter, Liquidation
-from sinks.batch import Batch, Record, build_rows
+from liqwatch.schema import DeadLetter, EventKind, Liquidation
+from sinks.batch import (
+    Batch,
+    PoisonError,
+    RawEnvelope,
+    Record,
+    Role,
+    build_rows,
+    dead_letter,
+    decode_records,
+    table_of,
+)
+from sinks.clickhouse.envelopes import ENVELOPE_TABLES
 from sinks.clickhouse.rows import TableRows
 from sinks.clickhouse.store import Store
 from sinks.metrics import SinkMetrics
@@ -38,6 +51,15 @@ log = logging.getLogger(__name__)
 
 # ClickHouse error codes that mean "this data does not fit", not "try again later".
 _DATA_ERROR_CODES = frozenset({6, 27, 32, 38, 41, 53, 69, 70, 72, 117, 131, 190, 321, 407})
+
+
+# Called for a message that turns out undecodable in a writer: returns its dead letter (the
+# loop also counts it and copies it to the dead-letter topic).
+PoisonHandler = Callable[[RawEnvelope, str], DeadLetter]
+
+
+def _letter_only(envelope: RawEnvelope, reason: str) -> DeadLetter:
+    return dead_letter(envelope.topic, envelope.partition, envelope.offset, envelope.value, reason)
 
 
 class WriteAbortedError(RuntimeError):
@@ -100,6 +122,7 @@ class BatchWriter:
         self.group_id = group_id
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
+        self.on_poison: PoisonHandler = _letter_only
 
     def write(self, job: Job) -> dict[str, int]:
         """Store every table of the batch; return rows stored per table."""
@@ -113,6 +136,10 @@ class BatchWriter:
         for table, recs in records.items():
             if recs:
                 stored[table] = self._store(table, recs, job.token, job.abort)
+        for kind, envelopes in job.batch.envelopes.items():
+            table = ENVELOPE_TABLES[kind][0]
+            rows = self._store_envelopes(kind, envelopes, job.token, job.abort)
+            stored[table] = stored.get(table, 0) + rows
         self._wait_previous(job)
         self._progress(ranges, job, STORED)
         job.stored.set()
@@ -163,6 +190,56 @@ class BatchWriter:
             return self._isolate(table, records, token, abort, exc)
         self.metrics.rows.labels(table).inc(rows.count)
         return rows.count
+
+    def _store_envelopes(
+        self, kind: EventKind, envelopes: Sequence[RawEnvelope], token: str, abort: threading.Event
+    ) -> int:
+        """One insert of the envelopes' JSON, parsed by the server; retried while ClickHouse
+        is unreachable. If the server refuses them, they are decoded here and stored (or
+        dead-lettered) record by record, the slow but exact way."""
+        table = ENVELOPE_TABLES[kind][0]
+        values = [e.value for e in envelopes]
+        rows = sum(e.rows for e in envelopes)
+        delay = self.retry_initial_s
+        while True:
+            try:
+                self.store.insert_envelopes(kind, values, rows, f"{token}/json")
+            except OperationalError as exc:
+                self._failed(table, exc)
+                delay = self._backoff(delay, abort)
+                continue
+            except DatabaseError as exc:
+                return self._store_decoded(table, envelopes, token, abort, exc)
+            self.health.ok()
+            self.metrics.rows.labels(table).inc(rows)
+            return rows
+
+    def _store_decoded(
+        self,
+        table: str,
+        envelopes: Sequence[RawEnvelope],
+        token: str,
+        abort: threading.Event,
+        exc: BaseException,
+    ) -> int:
+        self.metrics.envelope_fallbacks.labels(table).inc()
+        log.warning(
+            "ClickHouse would not parse envelopes for %s (%s); decoding them here", table, exc
+        )
+        by_table: dict[str, list[Record]] = {}
+        for envelope in envelopes:
+            try:
+                records: Sequence[Record] = decode_records(Role.MARKET, envelope.value)
+            except PoisonError as poison:
+                records = [self.on_poison(envelope, str(poison))]
+            for record in records:
+                by_table.setdefault(table_of(record), []).append(record)
+        stored = 0
+        for name, recs in by_table.items():
+            # Per source table: envelopes of two kinds may both hold, say, open interest.
+            count = self._store(name, recs, f"{token}/decoded-{table}", abort)
+            stored += count if name == table else 0
+        return stored
 
     def _insert_retrying(self, rows: TableRows, token: str, abort: threading.Event) -> None:
         """Insert until it works; data errors are raised, anything else is retried."""

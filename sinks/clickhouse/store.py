@@ -15,12 +15,14 @@ from typing import Any
 
 from clickhouse_connect.datatypes.registry import get_from_name
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.httpclient import HttpClient
 
 from liqwatch.schema import (
     Alert,
     AlertUpdate,
     DeadLetter,
     Delivery,
+    EventKind,
     HeatmapSnapshot,
     Liquidation,
     MarketEvent,
@@ -30,6 +32,7 @@ from liqwatch.schema import (
     Signal,
 )
 from sinks.clickhouse import rows as r
+from sinks.clickhouse.envelopes import ENVELOPE_TABLES, STRICT_JSON_SETTINGS, envelope_insert_sql
 from sinks.clickhouse.migrate import check_identifier
 
 _LOW_CARDINALITY = re.compile(r"LowCardinality\(((?:[^()]|\([^()]*\))*)\)")
@@ -55,6 +58,8 @@ class Store:
         self.client = client
         self.database = check_identifier(database)
         self._types: dict[str, dict[str, Any]] = {}
+        self._type_names: dict[str, dict[str, str]] = {}
+        self._envelope_sql: dict[EventKind, bytes] = {}
         self._type_lists: dict[tuple[str, tuple[str, ...]], list[Any]] = {}
 
     # -- generic -------------------------------------------------------------------------
@@ -81,6 +86,59 @@ class Store:
     ) -> dict[str, int]:
         return {t.table: self.insert(t, dedupe_token) for t in tables if t.count}
 
+    @property
+    def parses_envelopes(self) -> bool:
+        """Whether the server can take envelope JSON as it came (not the embedded engine)."""
+        return isinstance(self.client, HttpClient)
+
+    def insert_envelopes(
+        self,
+        kind: EventKind,
+        envelopes: Sequence[bytes],
+        rows: int,
+        dedupe_token: str | None = None,
+    ) -> int:
+        """Insert the events of JSON envelopes in one statement, parsed by the server.
+
+        ``rows`` is the number of events, counted by the caller (the server's written_rows
+        also counts the rows of materialized views).
+        """
+        if rows == 0:
+            return 0
+        table = ENVELOPE_TABLES[kind][0]
+        settings = dict(STRICT_JSON_SETTINGS)
+        if dedupe_token is not None:
+            settings["insert_deduplication_token"] = f"{dedupe_token}:{table}"
+        # The statement leads the body and the envelopes follow it, sent one by one as they
+        # came (a Content-Length lets urllib3 send them without joining or chunk framing).
+        # command(sql, data=...) would also decode the whole body to classify the statement.
+        parts = [self._envelope_insert(kind)]
+        for value in envelopes:
+            parts += (b"\n", value)
+        length = {"Content-Length": str(sum(map(len, parts)))}
+        self.client.raw_insert(
+            None,  # type: ignore[arg-type]
+            insert_block=parts,  # type: ignore[arg-type]
+            settings=settings,
+            transport_settings=length,
+        )
+        return rows
+
+    def _envelope_insert(self, kind: EventKind) -> bytes:
+        sql = self._envelope_sql.get(kind)
+        if sql is None:
+            table, event_type = ENVELOPE_TABLES[kind]
+            text = envelope_insert_sql(self.database, table, event_type, self._describe(table))
+            sql = self._envelope_sql[kind] = text.encode()
+        return sql
+
+    def _describe(self, table: str) -> dict[str, str]:
+        names = self._type_names.get(table)
+        if names is None:
+            described = self.client.query(f"DESCRIBE TABLE {self.database}.{table}").result_rows
+            names = self._type_names[table] = {row[0]: row[1] for row in described}
+        return names
+
     def _column_types(self, table: str, names: tuple[str, ...]) -> list[Any]:
         found = self._type_lists.get((table, names))
         if found is None:
@@ -90,8 +148,8 @@ class Store:
     def _lookup_types(self, table: str, names: Sequence[str]) -> list[Any]:
         types = self._types.get(table)
         if types is None:
-            described = self.client.query(f"DESCRIBE TABLE {self.database}.{table}").result_rows
-            types = {row[0]: get_from_name(plain_type(row[1])) for row in described}
+            described = self._describe(table)
+            types = {name: get_from_name(plain_type(t)) for name, t in described.items()}
             self._types[table] = types
         return [types[name] for name in names]
 

@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 
 from liqwatch.stack.chserver import ClickHouseServer
-from sinks.bench import DAY_MS, START_MS, run_heatmap_query_bench, run_sink_bench, simulate_btc
+from sinks.bench import (
+    DAY_MS,
+    START_MS,
+    _cpu_seconds,
+    run_heatmap_query_bench,
+    run_sink_bench,
+    simulate_btc,
+)
+
+_BUSY_THEN_IDLE = """
+import sys, time
+start = time.process_time()
+while time.process_time() - start < 0.3:
+    pass
+print("busy done", flush=True)
+time.sleep(60)
+"""
 
 
 def test_simulated_history_is_a_plausible_deterministic_tape() -> None:
@@ -37,6 +56,9 @@ def test_sink_bench_reports_its_figures(
     assert 0 < result["sink_buffer_high_water_rows"] <= 20_000
     assert isinstance(result["ok"], bool)
     assert f"{result['sink_rows_per_s']:,} rows/s" in result["report"]
+    # Servers it did not start are not measured.
+    assert result["server_cpu_us_per_row"] == {"raw": None, "sink": None}
+    assert result["sink_client_cpu_us_per_row"] > 0
 
 
 def test_heatmap_bench_reports_its_figures(clickhouse_server: ClickHouseServer) -> None:
@@ -46,3 +68,18 @@ def test_heatmap_bench_reports_its_figures(clickhouse_server: ClickHouseServer) 
     assert result["heatmap_cells"] > 48  # two days of hours, both sides
     assert result["query_ms_median"] > 0
     assert "target < 300 ms" in result["report"]
+
+
+def test_cpu_of_the_servers_it_started_is_measured_per_phase() -> None:
+    """Read from /proc: a child that burns 0.3 s of CPU during the phase shows it."""
+    child = subprocess.Popen([sys.executable, "-c", _BUSY_THEN_IDLE], stdout=subprocess.PIPE)
+    totals: dict[str, float] = {}
+    try:
+        with _cpu_seconds(totals, "phase", {"server": child.pid}):
+            assert child.stdout is not None
+            assert child.stdout.readline() == b"busy done\n"
+    finally:
+        child.kill()
+        child.communicate()
+    assert set(totals) == {"phase", "phase:server"}
+    assert 0.25 <= totals["phase:server"] < 5
