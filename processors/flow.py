@@ -20,12 +20,14 @@ from processors.metrics import WorkerMetrics
 log = logging.getLogger(__name__)
 
 Change = Callable[[set[TopicPartition]], Awaitable[None]]
+Seek = Callable[[dict[TopicPartition, int]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
 class FlowPorts:
     pause: Change
     resume: Change
+    seek: Seek  # the consumer's next fetch of each topic-partition starts at the given offset
 
 
 class Flow:
@@ -47,15 +49,25 @@ class Flow:
         if result is Added.DUPLICATE:
             self.metrics.redelivered.inc()
         elif result is Added.GAP:
-            # cannot happen with aiokafka's pause; the merge now waits for the missing offsets
-            # (the stall warning names them) and a restart reads them from the commit
+            # records the consumer fetched before a seek, or a gap left by records it dropped;
+            # either way not queued: if the expected offset does not follow, the merge's stall
+            # check reads the topic-partition again (seeking here, per stale message, would
+            # re-raise Faust's read offset and get the re-read records dropped)
             expected = self.merge.next_offset(topic, partition)
-            log.error(
+            log.debug(
                 "offset gap on %s:%d: got %d, expected %s", topic, partition, offset, expected
             )
             self.metrics.gaps.inc()
 
+    async def rewind(self, positions: dict[TopicPartition, int]) -> None:
+        """Fetches these topic-partitions again from the given offsets."""
+        if positions:
+            await self.ports.seek(positions)
+            self.metrics.rewinds.inc(len(positions))
+
     async def update(self) -> None:
+        if not self.paused and self.merge.buffered_events <= self.merge.max_events:
+            return  # the usual case, checked per message: nothing to pause or resume
         pause, resume = self.merge.flow_changes(self.caught_up, self.paused)
         if resume:
             await self.ports.resume(resume)

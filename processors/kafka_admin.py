@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Iterable
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
@@ -17,11 +16,10 @@ log = logging.getLogger(__name__)
 
 
 class StartOffsets:
-    """Where reading starts for each assigned source topic-partition (committed or earliest).
+    """Where reading starts for each assigned source topic-partition: committed, or earliest.
 
-    The merge needs it for a topic-partition that has delivered nothing yet: it has nothing
-    more to deliver when its start offset is already the broker's high water mark. A lookup
-    that fails for some partitions is retried (at most once a second) until it succeeds.
+    Looked up outside Faust once the state table is recovered; the worker then fetches every
+    topic-partition again from there (Faust itself rewinds only those with a commit > 0).
     """
 
     RETRY_S = 1.0
@@ -32,26 +30,21 @@ class StartOffsets:
             "group.id": group_id,
             "enable.auto.commit": False,
         }
-        self.offsets: dict[tuple[str, int], int] = {}
-        self._wanted: list[tuple[str, int]] = []
-        self._last_try = 0.0
 
-    async def refresh(self, tps: Iterable[tuple[str, int]]) -> None:
-        self._wanted = sorted(tps)
-        self.offsets = {}
-        await self.fill_missing()
-
-    async def fill_missing(self) -> None:
-        missing = [tp for tp in self._wanted if tp not in self.offsets]
-        if not missing or time.monotonic() - self._last_try < self.RETRY_S:
-            return
-        self._last_try = time.monotonic()
-        try:
-            found = await asyncio.to_thread(self._lookup, missing)
-        except KafkaException as exc:
-            log.warning("could not look up start offsets (will retry): %s", exc)
-            return
-        self.offsets.update(found)
+    async def lookup(self, tps: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """Every requested start offset; retries (logged) until the broker answers for all."""
+        wanted = sorted(tps)
+        found: dict[tuple[str, int], int] = {}
+        while True:
+            missing = [tp for tp in wanted if tp not in found]
+            if not missing:
+                return found
+            try:
+                found.update(await asyncio.to_thread(self._lookup, missing))
+            except KafkaException as exc:
+                log.warning("could not look up start offsets (will retry): %s", exc)
+            if len(found) < len(wanted):
+                await asyncio.sleep(self.RETRY_S)
 
     def _lookup(self, tps: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
         consumer = Consumer(self._config)

@@ -77,6 +77,23 @@ class PartitionMerge(Generic[T]):
         """The offset after the last one added for this topic-partition (None: none yet)."""
         return self._next.get((topic, partition))
 
+    def expect(self, topic: str, partition: int, offset: int) -> None:
+        """Reading of this topic-partition starts at ``offset``: the first message must be it.
+
+        Without it the first message of a topic-partition is taken as the start, so one that the
+        consumer dropped before handing it over would go unnoticed (and the merge, which
+        compares ``next_offset`` with the high water mark, would wait for it forever).
+        """
+        if topic not in self._rank:
+            raise ValueError(f"{topic!r} is not a merged topic")
+        if (topic, partition) in self._next:
+            raise ValueError(f"{topic}:{partition} is already being read")
+        self._next[(topic, partition)] = offset
+
+    def reading(self) -> dict[TopicPartition, int]:
+        """The next offset expected from every topic-partition being read."""
+        return dict(self._next)
+
     def add(self, pending: Pending[T]) -> Added:
         """Queues a message that follows the last one added on its topic-partition."""
         if pending.topic not in self._rank:

@@ -70,7 +70,24 @@ class WorkerMetrics:
         )
         self.gaps = Counter(
             "liqwatch_worker_offset_gaps_total",
-            "Source messages that skipped offsets (a bug: should stay 0)",
+            "Source messages that skipped offsets (the skipped offsets are read again)",
+            registry=registry,
+        )
+        self.rewinds = Counter(
+            "liqwatch_worker_rewinds_total",
+            "Topic-partitions read again from the offset the merge expects (gap or stall)",
+            registry=registry,
+        )
+        self.merge_stalled = Gauge(
+            "liqwatch_worker_merge_stalled_seconds",
+            "How long the merge has released nothing while envelopes wait (0 below the "
+            "warning threshold)",
+            registry=registry,
+        )
+        self.early = Counter(
+            "liqwatch_worker_early_messages_total",
+            "Source messages delivered before reading started (state not yet recovered); "
+            "dropped unacked and read again from the start offsets",
             registry=registry,
         )
         self.redelivered = Counter(

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -36,7 +36,10 @@ from processors.runner import EngineRunner, Output, foreign_events
 log = logging.getLogger(__name__)
 
 MAX_RAW_CHARS = 64 * 1024  # a dead letter keeps at most this much of a huge message
-STALL_WARN_S = 10.0  # the merge waited this long for a topic-partition: say which
+# a topic-partition behind its end delivered nothing this long: read it again (Faust can drop
+# fetched records: below its read offset, or when its flow stops mid-batch)
+REWIND_AFTER_S = 3.0
+STALL_WARN_S = 10.0  # ... and this long: warn, and say so on /readyz
 
 
 class SourceMessage(Protocol):
@@ -102,13 +105,47 @@ class Pump:
         self._held: list[tuple[int, Any]] = []
         self._partition_of: dict[str, int] = {}  # assets restored (or found new) → partition
         self._last_save = time.monotonic()
-        self._last_release = time.monotonic()
+        # topic-partitions behind their end: (next offset, unchanged since), last read again
+        self._progress: dict[tuple[str, int], tuple[int, float]] = {}
+        self._rewound_at: dict[tuple[str, int], float] = {}
+        self._warned_at = 0.0
+        self._stall = ""  # what has stopped coming for STALL_WARN_S or more
         self._forced_seen = 0
+        # closed until ``begin``: before the state table is recovered, Faust may hand over
+        # records (and drop others it fetched); none of them may reach the engine
+        self._reading = False
+        self._early = 0
 
     # --- entry points ---------------------------------------------------------------------
 
+    async def begin(self, starts: Mapping[tuple[str, int], int]) -> None:
+        """Starts reading the assigned topic-partitions at these offsets (committed or earliest).
+
+        Called once the state table is recovered. Every topic-partition is fetched again from
+        its start offset: Faust rewinds only those with a committed offset, and may already
+        have fetched (and dropped) records of the others, which would never come again.
+        """
+        async with self._lock:
+            parts = {partition for _topic, partition in starts}
+            self._forget(parts)
+            for (topic, partition), offset in starts.items():
+                self.merge.expect(topic, partition, offset)
+            await self.flow.rewind(dict(starts))
+            self._reading = True
+            self._progress, self._rewound_at = {}, {}
+            log.info(
+                "reading %d source topic-partitions from their start offsets "
+                "(%.0f messages handed over before that were dropped, to be read again)",
+                len(starts),
+                self._early,
+            )
+
     async def on_message(self, event: Any, message: SourceMessage) -> None:
         async with self._lock:
+            if not self._reading:
+                self.metrics.early.inc()
+                self._early += 1
+                return
             added = self.merge.add(_pending(event, message))
             if added is not Added.QUEUED:
                 self.flow.added(added, message.topic, message.partition, message.offset)
@@ -122,7 +159,7 @@ class Pump:
             self._drain()
             await self.flow.update()
             await self._maybe_save()
-            self._warn_if_stalled()
+            await self._check_stall()
 
     async def save_now(self) -> None:
         async with self._lock:
@@ -135,17 +172,20 @@ class Pump:
         Faust seeks every assigned partition back to its committed offset after a rebalance,
         so what was processed and not saved is read again and reprocessed from the snapshot.
         """
-        parts = set(partitions)
         async with self._lock:
-            self.merge.forget(parts)
-            self._held = [h for h in self._held if h[0] not in parts]
-            gone = {a for a, p in self._partition_of.items() if p in parts}
-            self.runner.forget(gone)
-            for asset in gone:
-                del self._partition_of[asset]
+            self._reading = False
+            self._forget(set(partitions))
             self.flow.reset()
             self.metrics.rebalances.inc()
             self._gauges()
+
+    def _forget(self, parts: set[int]) -> None:
+        self.merge.forget(parts)
+        self._held = [h for h in self._held if h[0] not in parts]
+        gone = {a for a, p in self._partition_of.items() if p in parts}
+        self.runner.forget(gone)
+        for asset in gone:
+            del self._partition_of[asset]
 
     @property
     def held(self) -> int:
@@ -162,25 +202,58 @@ class Pump:
         for pending in released:
             self._held.append((pending.partition, pending.item.event))
             self._handle(pending)
-        if released or not self.merge.buffered:
-            self._last_release = time.monotonic()
         self._gauges()
 
-    def _warn_if_stalled(self) -> None:
-        waited = time.monotonic() - self._last_release
-        if waited < STALL_WARN_S:
-            return
-        waits = [
-            f"{t}:{p} {self.ports.describe(t, p)}".strip()
-            for t, p in self.merge.waiting_for(self.ports.caught_up)
-        ]
-        log.warning(
-            "merge has waited %.0fs with %d envelopes queued, for: %s",
-            waited,
-            self.merge.buffered,
-            ", ".join(waits) or "nothing (bug)",
+    @property
+    def stalled(self) -> str:
+        """What the merge has waited for since STALL_WARN_S or more ("" when it flows)."""
+        return self._stall
+
+    async def _check_stall(self) -> None:
+        """Reads again the topic-partitions that stopped delivering before their end.
+
+        A topic-partition that is behind its high water mark, not paused, and whose next
+        expected offset has not moved for REWIND_AFTER_S is read again from that offset: always
+        safe (what comes twice is ignored), and it ends a wait for records the consumer dropped
+        (Faust drops records below its read offset, which records fetched before a seek raise).
+        Past STALL_WARN_S it is also logged at WARNING, shown on ``/readyz`` and in a metric.
+        """
+        now = time.monotonic()
+        stuck: dict[tuple[str, int], tuple[int, float]] = {}
+        for tp, offset in self.merge.reading().items():
+            if tp in self.flow.paused or self.ports.caught_up(*tp):
+                continue
+            before = self._progress.get(tp)
+            stuck[tp] = before if before is not None and before[0] == offset else (offset, now)
+        self._progress = stuck
+        due = sorted(
+            tp
+            for tp, (_offset, since) in stuck.items()
+            if now - max(since, self._rewound_at.get(tp, 0.0)) >= REWIND_AFTER_S
         )
-        self._last_release = time.monotonic()
+        if due:
+            log.info("reading again what stopped coming: %s", self._describe(due))
+            await self.flow.rewind({tp: stuck[tp][0] for tp in due})
+            self._rewound_at.update(dict.fromkeys(due, now))
+        waits = sorted(tp for tp, (_o, since) in stuck.items() if now - since >= STALL_WARN_S)
+        if not waits:
+            self._stall = ""
+            self.metrics.merge_stalled.set(0)
+            return
+        longest = now - min(stuck[tp][1] for tp in waits)
+        self._stall = self._describe(waits)
+        self.metrics.merge_stalled.set(longest)
+        if now - self._warned_at >= STALL_WARN_S:
+            self._warned_at = now
+            log.warning(
+                "merge has waited %.0fs with %d envelopes queued, for: %s",
+                longest,
+                self.merge.buffered,
+                self._stall,
+            )
+
+    def _describe(self, tps: Iterable[tuple[str, int]]) -> str:
+        return ", ".join(f"{t}:{p} {self.ports.describe(t, p)}".strip() for t, p in tps)
 
     def _handle(self, pending: Pending[_Item]) -> None:
         item = pending.item

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 
 class WorkerReadiness:
     """/readyz for the worker: source partitions assigned and the state table recovered.
@@ -12,6 +14,11 @@ class WorkerReadiness:
     def __init__(self) -> None:
         self._status = "starting"
         self._partitions = 0
+        self._merge_stall: Callable[[], str] = lambda: ""
+
+    def watch_merge(self, stall: Callable[[], str]) -> None:
+        """``stall()`` says what a stalled merge waits for ("" while it flows)."""
+        self._merge_stall = stall
 
     def check(self) -> tuple[bool, str]:
         status, partitions = self._status, self._partitions
@@ -19,6 +26,9 @@ class WorkerReadiness:
             return False, status
         if partitions == 0:
             return False, "no source partitions assigned"
+        stall = self._merge_stall()
+        if stall:
+            return False, f"merge stalled, waiting for {stall}"
         return True, f"ready: {partitions} source topic-partitions"
 
     def rebalancing(self) -> None:

@@ -1,10 +1,20 @@
 """A stress day's worth of market events for the worker benchmark, generated directly as events.
 
-20 assets × 10 instruments (5 venues, linear and inverse perpetuals) = 200 instruments. Each
-instrument sends a mark price every second and open interest every 5 s; liquidations arrive at
-a stress rate, mostly on the side the price is falling through. Events are grouped per
-(asset, kind) into envelopes as a busy producer seals them (at most a few hundred events or
-2 s of event time), and ordered by seal time. Seeded: the same load on every run.
+20 assets × 10 instruments (5 venues, linear and inverse perpetuals) = 200 instruments.
+
+The mix follows a stress day such as 10 Oct 2025 (about 1.6 M accounts liquidated in 24 h across
+venues, i.e. ~20/s on average and a few hundred per second in the worst hours), as the producers
+see it: price streams dominate. Each instrument sends a mark price every 250 ms (venues push
+ticker/mark updates every 100 ms to 1 s; the producers thin them to changes of ≥ 1 bp, which on
+a falling market passes most of them) and open interest every second (Bybit/Deribit tickers
+carry it at 100 ms; OKX pushes every few seconds; Binance is polled). Liquidations come at 15/s
+per asset (300/s over 20 assets), three times that in the first 20 s of every sell-off leg,
+mostly on the side the price falls through. That gives ~1,000 marks, ~200 OI and ~370
+liquidations per second: liquidations are about a quarter of the events.
+
+Events are grouped per (asset, kind) into envelopes as a busy producer seals them (at most a few
+hundred events or 2 s of event time), and ordered by seal time. Seeded: the same load on every
+run.
 """
 
 from __future__ import annotations
@@ -51,15 +61,17 @@ ASSETS = (
 VENUES = (Venue.BINANCE, Venue.BYBIT, Venue.OKX, Venue.DERIBIT, Venue.BITMEX)
 COMPLETENESS = {Venue.BINANCE: Completeness.SAMPLED, Venue.OKX: Completeness.PARTIAL}
 START_MS = 1_760_130_000_000  # 2025-10-10 21:00 UTC
-MARK_EVERY_MS = 1_000
-OI_EVERY_MS = 5_000
+BURST = 3.0  # liquidation rate in the first 20 s of a sell-off leg
+BURST_SHARE = 2 / 3 * 20 / 120  # share of the seconds that are such
 
 
 @dataclass(frozen=True)
 class StressLoad:
     events: int = 1_500_000
     assets: int = 20
-    liquidations_per_s: float = 40.0  # per asset
+    mark_every_ms: int = 250  # per instrument
+    oi_every_ms: int = 1_000  # per instrument
+    liquidations_per_s: float = 15.0  # per asset, outside bursts
     envelope_events: int = 300
     # a producer seals by time too: without this, a 300-event mark price envelope would span
     # 30 s of event time against 1 s for liquidations, which no live producer sends
@@ -72,8 +84,15 @@ class StressLoad:
 
     @property
     def events_per_s(self) -> float:
-        per_instrument = 1000 / MARK_EVERY_MS + 1000 / OI_EVERY_MS
-        return self.instruments * per_instrument + self.assets * self.liquidations_per_s
+        per_instrument = 1000 / self.mark_every_ms + 1000 / self.oi_every_ms
+        bursts = 1 + (BURST - 1) * BURST_SHARE
+        return self.instruments * per_instrument + self.assets * self.liquidations_per_s * bursts
+
+    @property
+    def liquidation_share(self) -> float:
+        """Expected fraction of the events that are liquidations."""
+        liquidations = self.assets * self.liquidations_per_s * (1 + (BURST - 1) * BURST_SHARE)
+        return liquidations / self.events_per_s
 
     @property
     def span_ms(self) -> int:
@@ -165,10 +184,11 @@ def _asset_events(m: _AssetMarket, load: StressLoad) -> Iterator[tuple[int, Mark
         falling = (second // 120) % 3 != 2  # two minutes of sell-off, one of relief
         m.step(1000, -3.0 if falling else 2.0)
         for inst in m.instruments:
-            yield 0, _mark(m, inst, t0 + m.rnd.randrange(1000))
-            if second % (OI_EVERY_MS // 1000) == 0:
-                yield 1, _oi(m, inst, t0 + m.rnd.randrange(1000))
-        burst = 3.0 if falling and second % 120 < 20 else 1.0
+            for slot in range(0, 1000, load.mark_every_ms):
+                yield 0, _mark(m, inst, t0 + slot + m.rnd.randrange(load.mark_every_ms))
+            for slot in range(0, 1000, load.oi_every_ms):
+                yield 1, _oi(m, inst, t0 + slot + m.rnd.randrange(load.oi_every_ms))
+        burst = BURST if falling and second % 120 < 20 else 1.0
         for _ in range(int(m.rnd.expovariate(1 / (load.liquidations_per_s * burst)) + 0.5)):
             n += 1
             yield 2, _liquidation(m, t0 + m.rnd.randrange(1000), n, falling)

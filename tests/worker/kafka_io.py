@@ -93,7 +93,11 @@ def committed(bootstrap: str, group: str, topics: Iterable[str]) -> dict[tuple[s
 
 
 def wait_for(
-    what: str, check: Callable[[], Any], timeout: float, on_fail: Callable[[], str]
+    what: str,
+    check: Callable[[], Any],
+    timeout: float,
+    on_fail: Callable[[], str],
+    interval: float = 0.2,
 ) -> Any:
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -101,7 +105,7 @@ def wait_for(
         last = check()
         if last:
             return last
-        time.sleep(0.2)
+        time.sleep(interval)
     raise AssertionError(f"timed out waiting for {what} (last: {last!r})\n{on_fail()}")
 
 

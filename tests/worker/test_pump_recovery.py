@@ -10,6 +10,7 @@ crash) and offsets committed only from acks, at random moments, like Faust's com
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import zlib
 from dataclasses import dataclass, field
@@ -20,11 +21,13 @@ from prometheus_client import CollectorRegistry
 
 from liqwatch import codec
 from liqwatch.schema import Envelope, EventKind
+from processors import pump as pump_module
 from processors.engine import Engine, EngineConfig
 from processors.flow import Flow, FlowPorts
 from processors.merge import PartitionMerge
 from processors.metrics import WorkerMetrics
 from processors.pump import Ports, Pump
+from processors.readiness import WorkerReadiness
 from processors.runner import EngineRunner, decode_snapshot
 from tests.worker.recording import scenario_envelopes
 
@@ -71,6 +74,7 @@ class Session:
         self.registry = CollectorRegistry()
         self.acked: dict[tuple[str, int], int] = {}
         self.next = {tp: broker.committed.get(tp, 0) for tp in broker.logs}  # fetch position
+        self.seeks: list[dict[tuple[str, int], int]] = []
         self.paused: set[tuple[str, int]] = set()
         self.pauses = 0
         merge: PartitionMerge[Any] = PartitionMerge(MERGED, max_merge_events)
@@ -83,7 +87,7 @@ class Session:
             caught_up=self._caught_up,
         )
         metrics = WorkerMetrics(self.registry)
-        flow_ports = FlowPorts(pause=self._pause, resume=self._resume)
+        flow_ports = FlowPorts(pause=self._pause, resume=self._resume, seek=self._seek)
         runner = EngineRunner(lambda: Engine(EngineConfig.default()))
         self.pump = Pump(
             runner,
@@ -109,6 +113,22 @@ class Session:
     async def _resume(self, tps: set[tuple[str, int]]) -> None:
         self.paused -= tps
 
+    async def _seek(self, positions: dict[tuple[str, int], int]) -> None:
+        self.seeks.append(dict(positions))
+        self.next.update(positions)
+
+    def start_offsets(self) -> dict[tuple[str, int], int]:
+        """What ``StartOffsets.lookup`` finds: the committed offset, or the log's start."""
+        return {tp: self.broker.committed.get(tp, 0) for tp in self.broker.logs}
+
+    async def deliver(self, tp: tuple[str, int], count: int) -> None:
+        """Faust hands over the next ``count`` records of a topic-partition."""
+        for _ in range(count):
+            if self.next[tp] < len(self.broker.logs[tp]):
+                msg = self.broker.logs[tp][self.next[tp]]
+                self.next[tp] += 1
+                await self.pump.on_message(msg, msg)
+
     async def _flush(self) -> None:
         self.broker.durable += self.buffer
         self.buffer = []
@@ -119,6 +139,7 @@ class Session:
         self.acked[tp] = msg.offset + 1
 
     async def run(self, crash_after: int | None) -> None:
+        await self.pump.begin(self.start_offsets())  # the state table is recovered
         delivered = 0
         while crash_after is None or delivered < crash_after:
             open_tps = [tp for tp, n in self.next.items() if n < len(self.broker.logs[tp])]
@@ -130,11 +151,8 @@ class Session:
             for _ in range(self.rnd.randint(1, 40)):  # a fetch: a run from one partition
                 if tp in self.paused:
                     break  # like aiokafka: what is not handed out yet is fetched again later
-                if self.next[tp] < len(self.broker.logs[tp]):
-                    msg = self.broker.logs[tp][self.next[tp]]
-                    self.next[tp] += 1
-                    delivered += 1
-                    await self.pump.on_message(msg, msg)
+                delivered += 1
+                await self.deliver(tp, 1)
             if self.rnd.random() < 0.05:
                 await self.pump.save_now()
             if self.rnd.random() < 0.05:
@@ -208,3 +226,74 @@ def test_a_snapshot_that_cannot_be_restored_is_reported_and_the_asset_starts_ove
     assert [d.reason.split(":")[0] for d in dead] == ["snapshot not restorable for BTC"]
     assert session.registry.get_sample_value("liqwatch_worker_restore_failures_total") == 1
     assert decode_snapshot(broker.table[b"BTC"]).offsets  # saved again, from empty state
+
+
+def test_records_faust_hands_over_or_drops_before_recovery_are_read_again(
+    envelopes: list[Envelope],
+) -> None:
+    """The restart hang: before the state table is recovered Faust may hand records over (the
+    engine must not see them: their assets are not restored yet) and may fetch and drop others,
+    so the consumer's position of a topic-partition with no commit is past records that would
+    never come again (Faust rewinds only partitions with a commit > 0)."""
+    reference, _ = _run(envelopes, [], seed=1)
+    broker = Broker(_logs(envelopes))
+    crashed = Session(broker, seed=7)
+    asyncio.run(crashed.run(crash_after=len(envelopes) // 3))
+    uncommitted = [tp for tp in broker.logs if tp not in broker.committed and broker.logs[tp]]
+    assert broker.committed and uncommitted, "the crash must leave both kinds of partitions"
+
+    restarted = Session(broker, seed=8)
+    starts = restarted.start_offsets()
+
+    async def restart() -> None:
+        for tp in broker.logs:  # handed over during recovery
+            await restarted.deliver(tp, 3)
+        for tp in broker.logs:  # fetched and dropped: the position moved on
+            restarted.next[tp] = len(broker.logs[tp])
+        await restarted.run(crash_after=None)
+
+    asyncio.run(restart())
+    assert _final(broker) == reference
+    assert (restarted.registry.get_sample_value("liqwatch_worker_early_messages_total") or 0) > 0
+    assert restarted.seeks[0] == starts
+
+
+def test_a_stalled_merge_warns_says_so_in_readiness_and_reads_again(
+    envelopes: list[Envelope], caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If records the merge waits for never come (dropped by the consumer after the start),
+    the stall is logged at WARNING with what it waits for, shown on /readyz and in a metric,
+    and the topic-partition is read again from the offset the merge expects."""
+    part = envelopes[:2000]  # into the first liquidations
+    reference, _ = _run(part, [], seed=1)
+    monkeypatch.setattr(pump_module, "STALL_WARN_S", 0.0)
+    monkeypatch.setattr(pump_module, "REWIND_AFTER_S", 0.0)
+    broker = Broker(_logs(part))
+    session = Session(broker, seed=9)
+    readiness = WorkerReadiness()
+    readiness.assigned(len(broker.logs))
+    readiness.recovered()
+    readiness.watch_merge(lambda: session.pump.stalled)
+    lost = max(broker.logs, key=lambda tp: (tp[0] == "liquidations", len(broker.logs[tp])))
+
+    async def go() -> tuple[bool, str]:
+        await session.pump.begin(session.start_offsets())
+        session.next[lost] = len(broker.logs[lost])  # every record of it dropped
+        for tp in broker.logs:
+            await session.deliver(tp, len(broker.logs[tp]))
+        assert session.pump.merge.buffered > 0
+        with caplog.at_level(logging.WARNING, logger="processors.pump"):
+            await session.pump.on_tick()
+        seen = readiness.check()
+        await session.deliver(lost, len(broker.logs[lost]))
+        await session.run(crash_after=None)
+        return seen
+
+    ready, why = asyncio.run(go())
+    topic, partition = lost
+    assert not ready and f"{topic}:{partition}" in why
+    assert any(f"{topic}:{partition}" in r.getMessage() for r in caplog.records)
+    assert (session.registry.get_sample_value("liqwatch_worker_rewinds_total") or 0) >= 1
+    assert session.pump.stalled == ""
+    assert readiness.check()[0]
+    assert _final(broker) == reference
