@@ -1,5 +1,6 @@
 """Each service registers the metrics the dashboard, the alert rules and the docs rely on
-(deploy/metrics.yaml), with the documented type and labels."""
+(deploy/metrics.yaml), with the documented type and labels, and registers nothing the
+contract does not list (so the list an operator reads is complete)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import yaml
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary
 
 from alerts.metrics import AlerterMetrics
+from processors.engine.metrics import EngineMetrics
 from processors.metrics import WorkerMetrics
 from producers.metrics import ProducerMetrics
 from sinks.metrics import SinkMetrics
@@ -21,6 +23,7 @@ CONTRACT = yaml.safe_load((Path(__file__).parents[2] / "deploy" / "metrics.yaml"
 CLASSES: dict[str, Any] = {
     "producer": ProducerMetrics,
     "worker": WorkerMetrics,
+    "engine": EngineMetrics,
     "sink": SinkMetrics,
     "alerter": AlerterMetrics,
 }
@@ -48,6 +51,20 @@ def test_component_registers_its_contract(component: str) -> None:
         family_type, labels = found[metric["name"]]
         assert family_type == metric["type"], metric["name"]
         assert labels == set(metric["labels"]), metric["name"]
+
+
+@pytest.mark.parametrize("component", sorted(CLASSES))
+def test_component_registers_nothing_undocumented(component: str) -> None:
+    documented = {m["name"] for metrics in CONTRACT.values() for m in metrics}
+    undocumented = sorted(set(registered(CLASSES[component])) - documented)
+    assert not undocumented, f"{component}: add {undocumented} to deploy/metrics.yaml"
+
+
+def test_every_entry_has_a_help_text() -> None:
+    for metrics in CONTRACT.values():
+        for metric in metrics:
+            assert metric["type"] in {"counter", "gauge", "histogram"}, metric["name"]
+            assert len(metric["help"]) > 10, metric["name"]
 
 
 def test_dead_letter_counter_is_registered_by_every_service_that_drops() -> None:
