@@ -323,7 +323,14 @@ def bench_model() -> None:
 
 @bench.command("engine")
 @click.option("--faust/--no-faust", default=True, help="Also measure the Faust worker on Kafka.")
-def bench_engine(faust: bool) -> None:
+@click.option(
+    "--envelope-span-ms",
+    type=click.IntRange(min=1),
+    default=2_000,
+    show_default=True,
+    help="Event time one envelope of the worker load may span (the live batcher: 250 ms).",
+)
+def bench_engine(faust: bool, envelope_span_ms: int) -> None:
     """Engine events/s: embedded, and the Faust worker vs a naive per-event agent."""
     from liqwatch.bench.engine import run_embedded  # noqa: PLC0415
 
@@ -331,7 +338,7 @@ def bench_engine(faust: bool) -> None:
     if faust:
         from liqwatch.bench.worker import run_worker_bench  # noqa: PLC0415
 
-        run_worker_bench()
+        run_worker_bench(envelope_span_ms=envelope_span_ms)
 
 
 @bench.command("sink")

@@ -61,8 +61,10 @@ class Throughput:
         return self.events / self.cpu_seconds if self.cpu_seconds > 0 else 0.0
 
 
-def run_worker_bench(events: int = 1_500_000, naive_events: int = 60_000) -> dict[str, Any]:
-    load = StressLoad(events=events)
+def run_worker_bench(
+    events: int = 1_500_000, naive_events: int = 60_000, envelope_span_ms: int = 2_000
+) -> dict[str, Any]:
+    load = StressLoad(events=events, envelope_span_ms=envelope_span_ms)
     envelopes = stress_envelopes(load)
     total = sum(len(e.events) for e in envelopes)
     engine = _engine_alone(envelopes)

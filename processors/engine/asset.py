@@ -188,8 +188,10 @@ class AssetEngine:
 
     def _open_interest(self, c: OIColumns) -> list[Output]:
         # The asset's mark price; before the first mark, the price the venue's OI implies.
-        implied_px = np.divide(c.usd, c.base, out=np.zeros_like(c.usd), where=c.base > 0)
-        price = np.full(c.ts.size, self.price) if self.price > 0 else implied_px
+        if self.price > 0:
+            price = np.full(c.ts.size, self.price)
+        else:
+            price = np.divide(c.usd, c.base, out=np.zeros_like(c.usd), where=c.base > 0)
         keys, codes, latest = group_by_instrument(c.events)
         for j, (venue, instrument) in enumerate(keys):
             self.market.seen(venue, instrument, latest[j].ts_event, None)
@@ -199,8 +201,9 @@ class AssetEngine:
             c = sliced_mask(c, usable)
         known = self.estimated.state.instruments
         for venue, instrument in keys:
-            if f"{venue}:{instrument}" not in known:  # its first observation is the baseline
-                self.state.forced_since_oi.pop(f"{venue}:{instrument}", None)
+            name = f"{venue}:{instrument}"
+            if name not in known:  # its first observation is the baseline
+                self.state.forced_since_oi.pop(name, None)
         changes, firsts = self.estimated.observe(
             keys, codes, ts=c.ts, base=c.base, usd=c.usd, price=price
         )
@@ -218,21 +221,25 @@ class AssetEngine:
         OI observation (and those a busy sampled feed implies): forced closes were consumed by
         price already, so only voluntary opens and closes should move the levels."""
         venue, instrument = key
-        seen = self.state.forced_since_oi.pop(f"{venue}:{instrument}", ForcedTally())
-        raw = float(changes.delta_usd[pos])
-        changes.delta_usd[pos] += seen.total_usd
+        seen = self.state.forced_since_oi.pop(f"{venue}:{instrument}", None)
+        deltas = changes.delta_usd
+        raw = float(deltas[pos])
+        deltas[pos] = raw + (seen.total_usd if seen is not None else 0.0)
         hidden = self._hidden(venue, seen, raw)
         if hidden is None:
             return []
         side, usd = hidden
-        changes.delta_usd[pos] += usd
+        deltas[pos] = float(deltas[pos]) + usd
         return self._implied(int(changes.ts[pos]), side, usd, venue)
 
-    def _hidden(self, venue: str, seen: ForcedTally, raw_delta: float) -> tuple[int, float] | None:
+    def _hidden(
+        self, venue: str, seen: ForcedTally | None, raw_delta: float
+    ) -> tuple[int, float] | None:
         info = self.market.state.venues.get(venue)
         if info is None or info.completeness is not Completeness.SAMPLED:
             return None
-        return implied(seen, raw_delta, self.cfg.cascade.implied_min_seconds)
+        tally = seen if seen is not None else ForcedTally()
+        return implied(tally, raw_delta, self.cfg.cascade.implied_min_seconds)
 
     def _implied(self, ts: int, side: int, usd: float, venue: str) -> list[Output]:
         out: list[Output] = []

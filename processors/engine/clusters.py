@@ -9,6 +9,8 @@ its intensity comes from its peak z (dim/medium/bright) and it must hold at leas
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,45 +62,65 @@ def find_clusters(
     else:
         a, b = side_window(grid, side, price, cfg.window_pct)
     window = density[a:b]
-    total = float(window.sum())
+    total = float(_sum(window))
     if b - a < 3 or total <= 0:
         return []
-    k = max(1, cfg.smooth_buckets)
-    smooth = np.convolve(window, np.ones(k) / k, mode="same")
-    std = float(smooth.std())
+    smooth = np.convolve(window, _kernel(max(1, cfg.smooth_buckets)), mode="same")
+    # ndarray.mean/std spelled out with the same reductions (bit-identical), without their
+    # per-call wrappers: this runs for both sides of every asset every second
+    deviation = smooth - float(_sum(smooth)) / smooth.size
+    std = math.sqrt(float(_sum(deviation * deviation)) / smooth.size)
     if std <= 0:
         return []
-    z = (smooth - smooth.mean()) / std
+    z_scores = deviation / std
+    hot = np.flatnonzero(z_scores >= floor_z).tolist()
+    if not hot:
+        return []
+    z = z_scores.tolist()
     out = []
-    for lo, hi in runs(z >= floor_z):
-        notional = float(window[lo : hi + 1].sum())
+    for lo, hi in consecutive_runs(hot):
+        notional = float(_sum(window[lo : hi + 1]))
         if notional >= max(cfg.min_share * total, cfg.min_usd):
-            peak = float(z[lo : hi + 1].max())
+            peak = max(z[lo : hi + 1])
             out.append(RawCluster(side, a + lo + grid.offset, a + hi + grid.offset, notional, peak))
     return out
 
 
-def runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """Inclusive (start, end) pairs of the runs of True."""
-    if not mask.any():
-        return []
-    edges = np.diff(np.concatenate(([0], mask.astype(np.int8), [0])))
-    starts = np.flatnonzero(edges == 1)
-    ends = np.flatnonzero(edges == -1) - 1
-    return list(zip(starts.tolist(), ends.tolist(), strict=True))
+_sum = np.add.reduce  # the reduction ndarray.sum runs (pairwise), minus its Python wrapper
+
+
+@functools.lru_cache(maxsize=8)
+def _kernel(k: int) -> FloatArray:
+    kernel: FloatArray = np.ones(k) / k
+    kernel.flags.writeable = False
+    return kernel
+
+
+def consecutive_runs(indices: list[int]) -> list[tuple[int, int]]:
+    """Inclusive (start, end) pairs of the runs of consecutive ascending indices."""
+    out: list[tuple[int, int]] = []
+    start = prev = indices[0] if indices else 0
+    for i in indices[1:]:
+        if i != prev + 1:
+            out.append((start, prev))
+            start = i
+        prev = i
+    if indices:
+        out.append((start, prev))
+    return out
 
 
 def tier_for(z: float, current: Intensity | None, cfg: ClusterConfig) -> Intensity | None:
     """Intensity with hysteresis: up as soon as z reaches a tier, down only once z falls
     ``hysteresis_z`` below the current tier's threshold."""
-    up = None
-    for tier in TIERS:
-        if z >= cfg.tier_threshold(tier):
-            up = tier
-    if current is None or (up is not None and TIERS.index(up) > TIERS.index(current)):
-        return up
-    level: Intensity | None = current
-    while level is not None and z < cfg.tier_threshold(level) - cfg.hysteresis_z:
-        i = TIERS.index(level)
-        level = TIERS[i - 1] if i > 0 else None
-    return level
+    thresholds = (cfg.z_dim, cfg.z_medium, cfg.z_bright)  # == cfg.tier_threshold(TIERS[i])
+    rank = -1
+    for i, threshold in enumerate(thresholds):
+        if z >= threshold:
+            rank = i
+    if current is None or rank > TIERS.index(current):
+        return TIERS[rank] if rank >= 0 else None
+    level = TIERS.index(current)
+    while level >= 0 and z < thresholds[level] - cfg.hysteresis_z:
+        level -= 1
+    return TIERS[level] if level >= 0 else None

@@ -21,6 +21,7 @@ price that price has not entered:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import msgspec
@@ -91,18 +92,23 @@ class ClusterTracker:
         )
 
     def near_edge(self, c: TrackedCluster) -> float:
-        lo, hi = self.band(c)
-        return hi if c.side == LONG else lo
+        # only the edge asked for (one exp, not two): runs for every cluster every second
+        if c.side == LONG:
+            return self.grid.upper_edge(c.hi - self.grid.offset)
+        return self.grid.lower_edge(c.lo - self.grid.offset)
 
     def far_edge(self, c: TrackedCluster) -> float:
-        lo, hi = self.band(c)
-        return lo if c.side == LONG else hi
+        if c.side == LONG:
+            return self.grid.lower_edge(c.lo - self.grid.offset)
+        return self.grid.upper_edge(c.hi - self.grid.offset)
 
     def distance_pct(self, c: TrackedCluster, price: float) -> float:
         """How far price still has to travel to the near edge, in % (≤ 0 once inside)."""
-        near = self.near_edge(c)
-        gap = price - near if c.side == LONG else near - price
-        return gap / price * 100.0
+        # near_edge inlined (the grid's offset cancels exactly in integer arithmetic): this
+        # runs for every cluster several times a second
+        if c.side == LONG:
+            return (price - math.exp((c.hi + 1) * self.grid.step)) / price * 100.0
+        return (math.exp(c.lo * self.grid.step) - price) / price * 100.0
 
     def in_reach(self, c: TrackedCluster, price: float) -> bool:
         return self.distance_pct(c, price) <= self.cfg.reach_pct
