@@ -91,7 +91,7 @@ def decode_records(role: Role, value: bytes | None) -> Sequence[Record]:
         if role is Role.DELIVERIES:
             return [codec.delivery_decoder.decode(value)]
         return [codec.dead_letter_decoder.decode(value)]
-    except (codec.DecodeError, codec.ValidationError) as exc:
+    except (codec.DecodeError, codec.ValidationError, UnicodeDecodeError) as exc:
         raise PoisonError(f"{type(exc).__name__}: {exc}") from exc
 
 
@@ -128,7 +128,7 @@ def decode_head(value: bytes | None) -> EnvelopeHead:
         raise PoisonError("empty message")
     try:
         return _head_decoder.decode(value)
-    except (codec.DecodeError, codec.ValidationError) as exc:
+    except (codec.DecodeError, codec.ValidationError, UnicodeDecodeError) as exc:
         raise PoisonError(f"{type(exc).__name__}: {exc}") from exc
 
 

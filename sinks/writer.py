@@ -51,6 +51,10 @@ log = logging.getLogger(__name__)
 
 # ClickHouse error codes that mean "this data does not fit", not "try again later".
 _DATA_ERROR_CODES = frozenset({6, 27, 32, 38, 41, 53, 69, 70, 72, 117, 131, 190, 321, 407})
+_FUNCTION_THROW_IF_VALUE_IS_NON_ZERO = 395  # the envelope checks' throwIf
+# "Try again later": timeouts, overload, memory, parts, read-only replica, cancelled, network.
+_TRANSIENT_CODES = frozenset({159, 164, 202, 209, 210, 236, 241, 242, 252, 319, 394, 425, 999})
+_UNKNOWN_ERROR_TRIES = 5
 
 
 # Called for a message that turns out undecodable in a writer: returns its dead letter (the
@@ -72,6 +76,29 @@ def is_data_error(exc: BaseException) -> bool:
     if isinstance(exc, ValueError) and not isinstance(exc, DatabaseError):
         return True
     return isinstance(exc, DatabaseError) and getattr(exc, "code", None) in _DATA_ERROR_CODES
+
+
+def refused_data(exc: BaseException) -> bool:
+    """The server refused the envelopes' content (a check failed, or the JSON does not fit)."""
+    return is_data_error(exc) or getattr(exc, "code", None) == _FUNCTION_THROW_IF_VALUE_IS_NON_ZERO
+
+
+def _fall_back(exc: BaseException, doubtful: int) -> bool:
+    """Decode the envelopes here instead of retrying the server's parse?
+
+    Yes when the server refused their content. Not on overload, timeouts or memory limits:
+    those are retried. An error of neither kind falls back at once if no earlier attempt may
+    have landed, else only after a few more tries (a rare pair: an unanswered insert, then an
+    unknown refusal), so that a batch never waits forever.
+    """
+    code = getattr(exc, "code", None)
+    if refused_data(exc):
+        return True
+    if code in _TRANSIENT_CODES:
+        return False
+    if code is None:  # an HTTP failure without a server code (a proxy?): it may have landed
+        return doubtful >= _UNKNOWN_ERROR_TRIES
+    return doubtful == 0 or doubtful >= _UNKNOWN_ERROR_TRIES
 
 
 @dataclass
@@ -201,14 +228,23 @@ class BatchWriter:
         values = [e.value for e in envelopes]
         rows = sum(e.rows for e in envelopes)
         delay = self.retry_initial_s
+        doubtful = 0  # failed attempts after which the rows may have landed under the token
         while True:
             try:
                 self.store.insert_envelopes(kind, values, rows, f"{token}/json")
             except OperationalError as exc:
+                doubtful += 1
                 self._failed(table, exc)
                 delay = self._backoff(delay, abort)
                 continue
             except DatabaseError as exc:
+                if not _fall_back(exc, doubtful):
+                    # the same insert again, same dedupe token: a fallback would store under
+                    # another token rows that may already have landed
+                    doubtful += 1
+                    self._failed(table, exc)
+                    delay = self._backoff(delay, abort)
+                    continue
                 return self._store_decoded(table, envelopes, token, abort, exc)
             self.health.ok()
             self.metrics.rows.labels(table).inc(rows)

@@ -43,6 +43,9 @@ STRICT_JSON_SETTINGS: dict[str, Any] = {
     "input_format_skip_unknown_fields": 1,
     "input_format_allow_errors_num": 0,
     "input_format_allow_errors_ratio": 0,
+    # the same float as msgspec's parser, bit for bit (older servers default to a faster,
+    # sometimes 1-ULP-off parser)
+    "precise_float_parsing": 1,
     # Batches already insert concurrently (max_inflight_batches); splitting each body across
     # parser threads as well cost more server CPU per row than it saved (2 shared cores).
     "input_format_parallel_parsing": 0,
@@ -70,9 +73,11 @@ def _input_type(name: str, kind: Any) -> tuple[str, str | None]:
     """The input() column type of a field and the condition that makes a value invalid."""
     ref = f"e.{name}"
     if isinstance(kind, inspect.StrType) and kind == inspect.StrType():
-        return "String", None
+        # msgspec refuses invalid UTF-8; the server would store the bytes as they are
+        return "String", f"NOT isValidUTF8({ref})"
     if isinstance(kind, inspect.FloatType) and kind == inspect.FloatType():
-        return "Float64", None
+        # JSON has no inf/nan; the server reads 1e999 as inf, and "nan" strings
+        return "Float64", f"NOT isFinite({ref})"
     if isinstance(kind, inspect.IntType) and kind == inspect.IntType():
         # Read wider than Int64: the server would wrap an overflowing Int64 silently.
         return "Int128", f"NOT ({ref} BETWEEN {_INT64[0]} AND {_INT64[1]})"

@@ -15,12 +15,12 @@ from prometheus_client import CollectorRegistry
 
 from liqwatch import codec
 from liqwatch.schema import DeadLetter, Envelope, EventKind, MarketEvent
-from sinks.batch import Batch, PoisonError, RawEnvelope, decode_head
+from sinks.batch import Batch, PoisonError, RawEnvelope, Role, decode_head, decode_records
 from sinks.clickhouse.envelopes import UnsupportedFieldError, envelope_insert_sql
 from sinks.clickhouse.migrate import migrate
 from sinks.clickhouse.store import Store
 from sinks.metrics import SinkMetrics
-from sinks.writer import BatchWriter, ClickHouseHealth, Job
+from sinks.writer import BatchWriter, ClickHouseHealth, Job, _fall_back, refused_data
 from tests.sinks import factories as f
 
 KINDS = {
@@ -232,3 +232,57 @@ def test_envelopes_the_server_refuses_are_decoded_stored_and_dead_lettered(
         == 1
     )
     assert registry.get_sample_value("liqwatch_sink_rows_total", {"table": "liquidations"}) == 101
+
+
+def _raw_mutated(placeholder: dict[str, Any], old: bytes, new: bytes) -> bytes:
+    """An envelope whose bytes JSON cannot express through json.dumps (bad UTF-8, 1e999)."""
+    value = _mutated(placeholder)
+    assert old in value
+    return value.replace(old, new, 1)
+
+
+RAW_BAD_EVENTS = {
+    "invalid UTF-8 in a string": _raw_mutated({"symbol": "SYMBOLX"}, b'"SYMBOLX"', b'"BTC\xffX"'),
+    "a float out of range": _raw_mutated({"qty": 12345.678}, b"12345.678", b"1e999"),
+    "nan as a string": _mutated({"notional_usd": "nan"}),
+}
+
+
+@pytest.mark.parametrize("name", list(RAW_BAD_EVENTS))
+def test_what_msgspec_refuses_as_bytes_is_poison_on_both_paths(
+    name: str, store: Store, clickhouse_client: Client, ch_database: str
+) -> None:
+    value = RAW_BAD_EVENTS[name]
+    with pytest.raises(PoisonError):
+        decode_records(Role.MARKET, value)
+    with pytest.raises(DatabaseError) as refused:
+        store.insert_envelopes(EventKind.LIQUIDATION, [value], 2)
+    assert refused_data(refused.value), refused.value
+    assert clickhouse_client.command(f"SELECT count() FROM {ch_database}.liquidations") == 0
+
+
+def _error(code: int | None) -> DatabaseError:
+    exc = DatabaseError(f"code {code}")
+    if code is not None:
+        exc.code = code  # type: ignore[attr-defined]
+    return exc
+
+
+@pytest.mark.parametrize(
+    ("code", "doubtful", "decode_here"),
+    [
+        (117, 0, True),  # refused content: decode here
+        (395, 3, True),  # a failed check (throwIf), even after doubtful attempts
+        (252, 0, False),  # too many parts: retry the same insert, same token
+        (241, 7, False),  # memory limit: always retried
+        (None, 0, False),  # no server code (a proxy?): may have landed, retry
+        (None, 5, True),  # ... but not forever
+        (48, 0, True),  # unknown: nothing may have landed yet, decode here
+        (48, 1, False),  # unknown after an unanswered attempt: retry under the same token
+        (48, 5, True),  # ... a few times only
+    ],
+)
+def test_envelopes_fall_back_to_python_only_when_that_cannot_store_twice(
+    code: int | None, doubtful: int, decode_here: bool
+) -> None:
+    assert _fall_back(_error(code), doubtful) is decode_here
