@@ -43,8 +43,8 @@ def default_engine_factory(registry: CollectorRegistry, metrics: WorkerMetrics) 
         EngineMetrics,
     )
 
-    engine_metrics = EngineMetrics(registry)
-    engine_metrics.venue_stale = metrics.venue_stale  # the name the alert rules use
+    # staleness under the worker's name, the one the alert rules use
+    engine_metrics = EngineMetrics(registry, venue_stale=metrics.venue_stale)
     config = EngineConfig.default()
     return lambda: Engine(config, engine_metrics)
 

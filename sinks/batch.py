@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,6 +130,16 @@ def decode_head(value: bytes | None) -> EnvelopeHead:
         return _head_decoder.decode(value)
     except (codec.DecodeError, codec.ValidationError, UnicodeDecodeError) as exc:
         raise PoisonError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def envelope_records(
+    envelope: RawEnvelope, poison: Callable[[RawEnvelope, str], DeadLetter]
+) -> Sequence[Record]:
+    """The envelope's events, or the dead letter ``poison`` makes of it if msgspec refuses it."""
+    try:
+        return decode_records(Role.MARKET, envelope.value)
+    except PoisonError as exc:
+        return [poison(envelope, str(exc))]
 
 
 def dead_letter(

@@ -51,6 +51,7 @@ from sinks.batch import (
     dead_letter,
     decode_head,
     decode_records,
+    envelope_records,
     row_count,
 )
 from sinks.metrics import SinkMetrics
@@ -252,7 +253,11 @@ class SinkLoop:
             self.buffer.add_envelope(taken)
         else:
             # Maybe stored already: decoded here so their event_ids can be checked.
-            records = self._decoded(taken) if isinstance(taken, RawEnvelope) else taken
+            records = (
+                envelope_records(taken, self._poison_envelope)
+                if isinstance(taken, RawEnvelope)
+                else taken
+            )
             self.buffer.add(records, row_count(records), suspect=suspect)
         self.buffer.complete(topic, partition, offset)
         self._rows_per_message += (rows - self._rows_per_message) * 0.05
@@ -286,12 +291,6 @@ class SinkLoop:
             msg.offset() or 0,
             key.encode() if isinstance(key, str) else key,
         )
-
-    def _decoded(self, envelope: RawEnvelope) -> Sequence[Record]:
-        try:
-            return decode_records(Role.MARKET, envelope.value)
-        except PoisonError as exc:
-            return [self._poison_envelope(envelope, str(exc))]
 
     def _poison_envelope(self, envelope: RawEnvelope, reason: str) -> DeadLetter:
         """A market message found undecodable (here or by a writer): counted, copied to the

@@ -25,13 +25,11 @@ from liqwatch import codec
 from liqwatch.schema import DeadLetter, EventKind, Liquidation
 from sinks.batch import (
     Batch,
-    PoisonError,
     RawEnvelope,
     Record,
-    Role,
     build_rows,
     dead_letter,
-    decode_records,
+    envelope_records,
     table_of,
 )
 from sinks.clickhouse.envelopes import ENVELOPE_TABLES
@@ -86,16 +84,18 @@ def refused_data(exc: BaseException) -> bool:
 def _fall_back(exc: BaseException, doubtful: int) -> bool:
     """Decode the envelopes here instead of retrying the server's parse?
 
-    Yes when the server refused their content. Not on overload, timeouts or memory limits:
-    those are retried. An error of neither kind falls back at once if no earlier attempt may
-    have landed, else only after a few more tries (a rare pair: an unanswered insert, then an
-    unknown refusal), so that a batch never waits forever.
+    ``doubtful``: failed attempts so far, after which the rows may have landed under the
+    token (so a fallback, under another token, could store them twice). Yes when the server
+    refused their content. Not while it is unreachable or on overload, timeouts or memory
+    limits: those are retried. An error of neither kind falls back at once if no earlier
+    attempt may have landed, else only after a few more tries (a rare pair: an unanswered
+    insert, then an unknown refusal), so that a batch never waits forever.
     """
     code = getattr(exc, "code", None)
+    if isinstance(exc, OperationalError) or code in _TRANSIENT_CODES:
+        return False
     if refused_data(exc):
         return True
-    if code in _TRANSIENT_CODES:
-        return False
     if code is None:  # an HTTP failure without a server code (a proxy?): it may have landed
         return doubtful >= _UNKNOWN_ERROR_TRIES
     return doubtful == 0 or doubtful >= _UNKNOWN_ERROR_TRIES
@@ -227,28 +227,16 @@ class BatchWriter:
         table = ENVELOPE_TABLES[kind][0]
         values = [e.value for e in envelopes]
         rows = sum(e.rows for e in envelopes)
-        delay = self.retry_initial_s
-        doubtful = 0  # failed attempts after which the rows may have landed under the token
-        while True:
-            try:
-                self.store.insert_envelopes(kind, values, rows, f"{token}/json")
-            except OperationalError as exc:
-                doubtful += 1
-                self._failed(table, exc)
-                delay = self._backoff(delay, abort)
-                continue
-            except DatabaseError as exc:
-                if not _fall_back(exc, doubtful):
-                    # the same insert again, same dedupe token: a fallback would store under
-                    # another token rows that may already have landed
-                    doubtful += 1
-                    self._failed(table, exc)
-                    delay = self._backoff(delay, abort)
-                    continue
-                return self._store_decoded(table, envelopes, token, abort, exc)
-            self.health.ok()
-            self.metrics.rows.labels(table).inc(rows)
-            return rows
+        refused = self._retrying(
+            table,
+            lambda: self.store.insert_envelopes(kind, values, rows, f"{token}/json"),
+            abort,
+            give_up=_fall_back,
+        )
+        if refused is not None:
+            return self._store_decoded(table, envelopes, token, abort, refused)
+        self.metrics.rows.labels(table).inc(rows)
+        return rows
 
     def _store_decoded(
         self,
@@ -264,11 +252,7 @@ class BatchWriter:
         )
         by_table: dict[str, list[Record]] = {}
         for envelope in envelopes:
-            try:
-                records: Sequence[Record] = decode_records(Role.MARKET, envelope.value)
-            except PoisonError as poison:
-                records = [self.on_poison(envelope, str(poison))]
-            for record in records:
+            for record in envelope_records(envelope, self.on_poison):
                 by_table.setdefault(table_of(record), []).append(record)
         stored = 0
         for name, recs in by_table.items():
@@ -279,18 +263,38 @@ class BatchWriter:
 
     def _insert_retrying(self, rows: TableRows, token: str, abort: threading.Event) -> None:
         """Insert until it works; data errors are raised, anything else is retried."""
+        error = self._retrying(
+            rows.table,
+            lambda: self.store.insert(rows, token),
+            abort,
+            give_up=lambda exc, _failures: is_data_error(exc),
+        )
+        if error is not None:
+            raise error
+
+    def _retrying(
+        self,
+        table: str,
+        insert: Callable[[], object],
+        abort: threading.Event,
+        give_up: Callable[[Exception, int], bool],
+    ) -> Exception | None:
+        """Runs ``insert`` until it works (None), with backoff, or until ``give_up(error,
+        failures so far)`` says to stop retrying (that error)."""
         delay = self.retry_initial_s
+        failures = 0
         while True:
             try:
-                self.store.insert(rows, token)
+                insert()
             except Exception as exc:
-                if is_data_error(exc):
-                    raise
-                self._failed(rows.table, exc)
+                if give_up(exc, failures):
+                    return exc
+                failures += 1
+                self._failed(table, exc)
                 delay = self._backoff(delay, abort)
                 continue
             self.health.ok()
-            return
+            return None
 
     def _failed(self, table: str, exc: BaseException) -> None:
         self.metrics.insert_failures.inc()

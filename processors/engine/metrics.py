@@ -6,7 +6,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 
 class EngineMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, venue_stale: Gauge | None = None) -> None:
+        """``venue_stale``: a gauge (labels asset, venue) to set instead of the engine's own,
+        for a service that exposes staleness under its own name."""
         self.events = Counter(
             "liqwatch_engine_events_total",
             "Market events processed by the detection engine",
@@ -25,7 +27,7 @@ class EngineMetrics:
             ["type"],
             registry=registry,
         )
-        self.venue_stale = Gauge(
+        self.venue_stale = venue_stale or Gauge(
             "liqwatch_engine_venue_stale",
             "1 while a venue's data for an asset is stale",
             ["asset", "venue"],

@@ -8,7 +8,7 @@ import math
 
 import msgspec
 import pytest
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Gauge
 
 from liqwatch.schema import (
     Alert,
@@ -212,3 +212,13 @@ def test_things_that_are_not_market_events_are_dead_lettered() -> None:
     no_asset = msgspec.structs.replace(mark(T0 + 1, P), asset="")
     engine.process([no_asset])
     assert [d.reason for d in engine.drain_dead_letters()] == ["event without an asset"]
+
+
+def test_a_service_can_take_staleness_under_its_own_name() -> None:
+    registry = CollectorRegistry()
+    own = Gauge("svc_venue_stale", "stale", ["asset", "venue"], registry=registry)
+    d = Driver(Engine(EngineConfig.default(), EngineMetrics(registry, venue_stale=own)))
+    d.feed([*quiet_marks(T0, T0 + 60_000, P), *quiet_marks(T0, T0 + 20_000, P, venue=Venue.OKX)])
+    assert metric(registry, "svc_venue_stale", asset="BTC", venue="okx") == 1
+    names = {m.name for m in registry.collect()}
+    assert "liqwatch_engine_venue_stale" not in names  # no second, never-set gauge

@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 import pytest
 from clickhouse_connect.driver.client import Client
-from clickhouse_connect.driver.exceptions import DatabaseError
+from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 from prometheus_client import CollectorRegistry
 
 from liqwatch import codec
@@ -286,3 +286,9 @@ def test_envelopes_fall_back_to_python_only_when_that_cannot_store_twice(
     code: int | None, doubtful: int, decode_here: bool
 ) -> None:
     assert _fall_back(_error(code), doubtful) is decode_here
+
+
+def test_an_unreachable_server_is_retried_however_often_it_fails() -> None:
+    down = OperationalError("connection refused")
+    assert not _fall_back(down, 0)
+    assert not _fall_back(down, 50)
