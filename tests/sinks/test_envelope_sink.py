@@ -24,6 +24,10 @@ PARTITIONS = 2
 
 
 @pytest.fixture
+def _one(kind: EventKind, events: list[MarketEvent], seq: int) -> Envelope:
+    return Envelope(kind=kind, asset="BTC", producer="t", seq=seq, ts_flush=0, events=events)
+
+
 def topics(kafka_topics: Callable[..., list[str]]) -> Topics:
     created = kafka_topics(Topics("").all, PARTITIONS)
     return Topics(created[0].removesuffix("liquidations"))
@@ -74,35 +78,9 @@ def test_envelopes_land_once_and_a_refused_one_is_dead_lettered(
     produce(kafka_bootstrap, topics.liquidations, f.envelopes(liqs, 200))
     produce(kafka_bootstrap, topics.liquidations, [_bad_side_envelope()])
     mixed: list[MarketEvent] = [f.liquidation(950), f.open_interest(7)]
-    produce(
-        kafka_bootstrap,
-        topics.liquidations,
-        [
-            Envelope(
-                kind=EventKind.LIQUIDATION,
-                asset="BTC",
-                producer="t",
-                seq=1,
-                ts_flush=0,
-                events=mixed,
-            )
-        ],
-    )
+    produce(kafka_bootstrap, topics.liquidations, [_one(EventKind.LIQUIDATION, mixed, 1)])
     marks: list[MarketEvent] = [f.mark_price(i) for i in range(5)]
-    produce(
-        kafka_bootstrap,
-        topics.mark_price,
-        [
-            Envelope(
-                kind=EventKind.MARK_PRICE,
-                asset="BTC",
-                producer="t",
-                seq=0,
-                ts_flush=0,
-                events=marks,
-            )
-        ],
-    )
+    produce(kafka_bootstrap, topics.mark_price, [_one(EventKind.MARK_PRICE, marks, 0)])
     ch = ClickHouseSettings(url=clickhouse_server.url, database=ch_database)
     settings = sink_settings(kafka_bootstrap, topics, ch, parse_on_server=parse_on_server)
     db = ch_database
