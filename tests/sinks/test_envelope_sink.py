@@ -23,11 +23,11 @@ from tests.sinks.kafka_helpers import produce, running_sink, sink_settings, wait
 PARTITIONS = 2
 
 
-@pytest.fixture
 def _one(kind: EventKind, events: list[MarketEvent], seq: int) -> Envelope:
     return Envelope(kind=kind, asset="BTC", producer="t", seq=seq, ts_flush=0, events=events)
 
 
+@pytest.fixture
 def topics(kafka_topics: Callable[..., list[str]]) -> Topics:
     created = kafka_topics(Topics("").all, PARTITIONS)
     return Topics(created[0].removesuffix("liquidations"))
