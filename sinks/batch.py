@@ -230,7 +230,8 @@ def build_rows(table: str, records: Sequence[Record]) -> r.TableRows:
 class Batch:
     """Records waiting to be stored, per table, with the Kafka offsets they complete."""
 
-    created: float = field(default_factory=time.monotonic)
+    # When its first message came (None while empty): an idle spell before it does not age it.
+    created: float | None = None
     records: dict[str, list[Record]] = field(default_factory=lambda: {t: [] for t in TABLES})
     rows: int = 0
     # (topic, partition) -> the offset to commit once these rows are stored (last + 1)
@@ -256,6 +257,8 @@ class Batch:
         self.rows += envelope.rows
 
     def complete(self, topic: str, partition: int, offset: int) -> None:
+        if self.created is None:
+            self.created = time.monotonic()
         self.offsets[(topic, partition)] = offset + 1
         self.first_offsets.setdefault((topic, partition), offset)
 
@@ -264,7 +267,7 @@ class Batch:
         return [(t, p, self.first_offsets[(t, p)], end - 1) for (t, p), end in self.offsets.items()]
 
     def age(self, now: float) -> float:
-        return now - self.created
+        return 0.0 if self.created is None else now - self.created
 
     def tables(self) -> list[r.TableRows]:
         return [build_rows(t, recs) for t, recs in self.records.items() if recs]

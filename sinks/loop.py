@@ -109,6 +109,9 @@ class SinkLoop:
         self.writer = self.writers[0]  # also reads sink_offsets and pings when idle
         self.health: ClickHouseHealth = self.writer.health
         self.buffer = Batch()
+        # Batches cut at batch_max_rows while every writer was busy, oldest first: the next
+        # writer to free up finds one ready, and consuming goes on meanwhile.
+        self.sealed: deque[Batch] = deque()
         self.inflight: deque[InFlight] = deque()
         self._submitted = 0
         self.assignment: set[TopicPartition] = set()
@@ -130,7 +133,7 @@ class SinkLoop:
         # Set when fetched messages had to be given back: stay paused until a batch is stored,
         # instead of fetching the same messages again and again.
         self._blocked = False
-        self._rows_per_message = 1.0  # running mean, sizes the next fetch
+        self._rows_per_message = 0.0  # running mean (0: none seen yet), sizes the next fetch
         self._full_since: float | None = None
         metrics.buffer_limit.set(settings.buffer_max_rows)
 
@@ -196,7 +199,8 @@ class SinkLoop:
 
     # -- consuming -----------------------------------------------------------------------
     def _held(self) -> int:
-        return self.buffer.rows + sum(flight.job.batch.rows for flight in self.inflight)
+        waiting = self.buffer.rows + sum(batch.rows for batch in self.sealed)
+        return waiting + sum(flight.job.batch.rows for flight in self.inflight)
 
     def _room(self) -> int:
         return self.settings.buffer_max_rows - self._held()
@@ -220,6 +224,12 @@ class SinkLoop:
             if not self._take_one(msg):
                 self._rewind(messages[index:])
                 return
+            if self.buffer.rows >= self.settings.batch_max_rows:
+                # Cut here, so batches stay at their configured size however much one
+                # fetch brought, and hand it to a writer at once if one is free.
+                self.sealed.append(self.buffer)
+                self.buffer = Batch()
+                self._maybe_submit()
 
     def _take_one(self, msg: Message) -> bool:
         """Add one message to the buffer; False when it does not fit (nothing taken)."""
@@ -260,7 +270,10 @@ class SinkLoop:
             )
             self.buffer.add(records, row_count(records), suspect=suspect)
         self.buffer.complete(topic, partition, offset)
-        self._rows_per_message += (rows - self._rows_per_message) * 0.05
+        if self._rows_per_message:
+            self._rows_per_message += (rows - self._rows_per_message) * 0.05
+        else:
+            self._rows_per_message = float(rows)
         self.metrics.messages.labels(topic).inc()
         self.metrics.set_buffer(self._held())
         return True
@@ -369,24 +382,34 @@ class SinkLoop:
 
     # -- storing and committing ----------------------------------------------------------
     def _maybe_submit(self) -> None:
-        if len(self.inflight) >= len(self.writers) or self.pending_commit or not self.buffer:
+        if self.pending_commit or time.monotonic() < self._retry_at:
             return
-        now = time.monotonic()
-        if now < self._retry_at:
+        while self.sealed and self._writer_free():
+            self._submit(self.sealed.popleft())
+        if self.sealed or not self.buffer or not self._writer_free():
             return
         due = (
             self.buffer.rows >= self.settings.batch_max_rows
-            or self.buffer.age(now) * 1000 >= self.settings.batch_max_ms
+            or self.buffer.age(time.monotonic()) * 1000 >= self.settings.batch_max_ms
             or self._room() <= 0
             or self._blocked
         )
         if due:
-            self._submit()
+            self._submit(self._cut())
 
-    def _submit(self) -> None:
+    def _writer_free(self) -> bool:
+        return len(self.inflight) < len(self.writers)
+
+    def _cut(self) -> Batch:
+        """The next batch to store: the oldest sealed one, else the one filling up."""
+        if self.sealed:
+            return self.sealed.popleft()
+        batch, self.buffer = self.buffer, Batch()
+        return batch
+
+    def _submit(self, batch: Batch) -> None:
         previous = self.inflight[-1].job if self.inflight else None
-        job = Job(self.buffer, uuid.uuid4().hex, previous=previous)
-        self.buffer = Batch()
+        job = Job(batch, uuid.uuid4().hex, previous=previous)
         # Round robin: a writer (and its connection) is reused only once the batch it stored
         # before was reaped, since batches are reaped in order and at most one per writer flies.
         writer = self.writers[self._submitted % len(self.writers)]
@@ -441,8 +464,7 @@ class SinkLoop:
     def _drain(self, timeout: float) -> bool:
         """Store and commit everything held; False if ClickHouse did not allow it in time."""
         deadline = time.monotonic() + timeout
-        if self.buffer and len(self.inflight) < len(self.writers):
-            self._submit()
+        self._submit_held()
         while self.inflight:
             try:
                 self.inflight[0].future.result(max(0.0, deadline - time.monotonic()))
@@ -451,10 +473,14 @@ class SinkLoop:
             except Exception:  # noqa: S110  (reported by _reap just below)
                 pass
             self._reap()
-            if self.buffer and len(self.inflight) < len(self.writers):
-                self._submit()
+            self._submit_held()
         self._retry_commit()
-        return not self.inflight and not self.buffer and not self.pending_commit
+        held = self.inflight or self.sealed or self.buffer
+        return not held and not self.pending_commit
+
+    def _submit_held(self) -> None:
+        while (self.sealed or self.buffer) and self._writer_free():
+            self._submit(self._cut())
 
     def _abandon(self) -> None:
         """Forget what is held without committing it (the next owner re-consumes it)."""
@@ -462,6 +488,7 @@ class SinkLoop:
             flight.job.orphaned = True
             flight.job.abort.set()
         self.inflight.clear()
+        self.sealed.clear()
         self.buffer = Batch()
         self.pending_commit = {}
         self.metrics.set_buffer(0)
@@ -527,7 +554,7 @@ class SinkLoop:
         if now >= self._next_lag:
             self._next_lag = now + self.settings.lag_interval_s
             self._report_lag()
-        idle = not self.inflight and not self.buffer
+        idle = not self.inflight and not self.sealed and not self.buffer
         if idle and now >= self._next_ping and (self._pinging is None or self._pinging.done()):
             self._next_ping = now + _IDLE_PING_S
             self._pinging = self._executor.submit(self._ping)

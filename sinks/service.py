@@ -49,6 +49,10 @@ def consumer_config(settings: SinkSettings) -> dict[str, object]:
         # Envelopes are tens of kB: the 1 MB default brings a dozen per partition per fetch.
         "max.partition.fetch.bytes": settings.fetch_partition_kbytes * 1024,
         "fetch.max.bytes": max(52_428_800, settings.fetch_partition_kbytes * 1024 * 4),
+        # When the prefetch queue is full librdkafka stops fetching for this long (1 s by
+        # default): while catching up the queue drains in well under that, and the sink sat
+        # idle for the rest of the second.
+        "fetch.queue.backoff.ms": settings.fetch_queue_backoff_ms,
         "logger": logging.getLogger("sinks.kafka"),
     }
 

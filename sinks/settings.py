@@ -57,6 +57,8 @@ class SinkSettings(BaseSettings):
     # Raw messages the Kafka client may prefetch, outside the row bound above (its own memory).
     fetch_queue_kbytes: int = Field(default=32_768, ge=1)
     fetch_partition_kbytes: int = Field(default=8_192, ge=1)
+    # Pause of the prefetch when that queue is full, before fetching again.
+    fetch_queue_backoff_ms: int = Field(default=20, ge=0, le=300_000)
     session_timeout_ms: int = Field(default=10_000, ge=1)
     revoke_timeout_s: float = Field(default=30.0, gt=0)
     lag_interval_s: float = Field(default=5.0, gt=0)

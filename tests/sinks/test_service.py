@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import urllib.request
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +17,7 @@ from liqwatch.settings import ClickHouseSettings
 from liqwatch.stack._proc import free_port
 from liqwatch.stack.chserver import ClickHouseServer
 from liqwatch.topics import Topics
+from sinks.batch import Batch
 from sinks.loop import ORIGIN_HEADER
 from sinks.settings import SinkSettings
 from tests.sinks import factories as f
@@ -150,6 +152,42 @@ def test_a_row_clickhouse_refuses_becomes_a_dead_letter(
     assert letter[:2] == ("sink", "alert_updates")
     assert "refused" in letter[2]
     assert codec.alert_decoder.decode(letter[3]) == bad
+
+
+def test_batches_are_cut_at_their_size_however_much_a_fetch_brings(
+    kafka_bootstrap: str, topics: Topics, ch: ClickHouseSettings, clickhouse_client: Client
+) -> None:
+    """All ten envelopes are on the broker before the sink starts, so its first fetch brings
+    them together: it must still store them as five batches of 500 rows, not one of 2,500
+    (a huge batch leaves the other writers idle and the consumer waiting)."""
+    liqs = f.random_liquidations(2_500, seed=8)
+    produce(kafka_bootstrap, topics.liquidations, f.envelopes(liqs, 250))
+    settings = sink_settings(
+        kafka_bootstrap,
+        topics,
+        ch,
+        batch_max_rows=500,
+        buffer_max_rows=5_000,
+        batch_max_ms=600_000,  # only the size may cut a batch here
+    )
+    with running_sink(settings) as sink:
+        wait_until(
+            lambda: count(clickhouse_client, ch.database, "liquidations") == 2_500, 60, "rows"
+        )
+        wait_until(
+            lambda: all_committed(kafka_bootstrap, settings.group_id, topics.liquidations, 2),
+            30,
+            "offsets committed",
+        )
+        assert sink.metric("liqwatch_sink_batch_seconds_count") == 5
+
+
+def test_a_batch_ages_from_its_first_message_not_from_the_last_insert() -> None:
+    batch = Batch()
+    assert batch.age(time.monotonic() + 3600) == 0.0  # an idle hour makes no batch due
+    batch.complete("t.liquidations", 0, 7)
+    assert 0.0 <= batch.age(time.monotonic()) < 1.0
+    assert batch.age(time.monotonic() + 5) >= 5.0
 
 
 def test_a_restarted_sink_skips_what_it_stored_and_rechecks_an_interrupted_batch(
