@@ -68,6 +68,7 @@ class Recording:
     name: str
     path: Path
     truth: GroundTruth
+    held_out: bool = False  # generated with another seed than the scenario's own
 
 
 def recordings(scenarios_dir: Path | None, workdir: Path, seeds: int) -> Iterator[Recording]:
@@ -98,7 +99,7 @@ def recordings(scenarios_dir: Path | None, workdir: Path, seeds: int) -> Iterato
             seeded = msgspec.structs.replace(scenario, seed=scenario.seed + 1000 * k)
             name = scenario.name if k == 0 else f"{scenario.name}#{seeded.seed}"
             out = workdir / f"{name.replace('#', '_')}.jsonl"
-            yield Recording(name, out, generate(seeded, out))
+            yield Recording(name, out, generate(seeded, out), held_out=k > 0)
 
 
 # --- replay ------------------------------------------------------------------------------------
@@ -312,26 +313,41 @@ def measure(
     scenarios_dir: Path | None, seeds: int, engine_factory: Callable[[], Any] | None = None
 ) -> dict[str, Any]:
     totals: dict[str, Score] = {}
-    hours = 0.0
+    split: dict[str, dict[str, Score]] = {"tune": {}, "held_out": {}}
+    hours = {"tune": 0.0, "held_out": 0.0}
     names: list[str] = []
     with tempfile.TemporaryDirectory(prefix="liqwatch-bench-") as tmp, quiet_engine_logs():
         for rec in recordings(scenarios_dir, Path(tmp), seeds):
             engine = engine_factory() if engine_factory else None
             replayed = replay(rec.path, rec.truth.end_ms, engine)
-            hours += (rec.truth.end_ms - rec.truth.start_ms) / 3_600_000
+            part = "held_out" if rec.held_out else "tune"
+            hours[part] += (rec.truth.end_ms - rec.truth.start_ms) / 3_600_000
             names.append(rec.name)
             for key, score in score_recording(rec, replayed).items():
                 totals.setdefault(key, Score()).add(score)
+                split[part].setdefault(key, Score()).add(score)
+    total_hours = hours["tune"] + hours["held_out"]
     result: dict[str, Any] = {
         "scenarios": names,
-        "simulated_hours": hours,
-        "detectors": {k: s.summary(hours) for k, s in totals.items()},
+        "simulated_hours": total_hours,
+        "detectors": {k: s.summary(total_hours) for k, s in totals.items()},
+        # tune = each scenario's own seed (what the defaults were tuned on); held_out = the rest
+        "splits": {
+            part: {k: _brief(s.summary(hours[part])) for k, s in scores.items()}
+            for part, scores in split.items()
+            if scores
+        },
         "targets": TARGETS,
     }
     result["checks"] = checks(result)
     result["passed"] = all(result["checks"].values())
     result["report"] = report(result)
     return result
+
+
+def _brief(summary: dict[str, Any]) -> dict[str, Any]:
+    keep = ("labels", "alerts", "recall", "precision", "median_delay_s")
+    return {k: summary[k] for k in keep}
 
 
 def run(
@@ -381,6 +397,15 @@ def report(result: dict[str, Any]) -> str:
             f"{_secs(s['p95_delay_s']):>7}{_secs(s['median_onset_delay_s']):>13}"
             f"{_fmt(s['false_alarms_per_hour'], '.2f'):>7}"
         )
+    for part, scores in result.get("splits", {}).items():
+        figures = [
+            f"{name} {_fmt(s['recall'], '.2f')}/{_fmt(s['precision'], '.2f')}"
+            + (f" {_secs(s['median_delay_s'])}" if name == "cascade" else "")
+            for name, s in scores.items()
+            if name != "whale_as_cascade"
+        ]
+        label = "tune (own seeds)" if part == "tune" else "held-out seeds"
+        lines.append(f"{label:<17}recall/precision: " + ", ".join(figures))
     whales = result["detectors"].get("whale_as_cascade", {})
     unscored = result["detectors"].get("cluster_shift", {}).get("unscored_alerts", 0)
     lines += [

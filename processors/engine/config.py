@@ -38,7 +38,7 @@ class ModelConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     split: str = "price_direction"  # or "even"
     direction_bias: float = 0.2  # price up over the interval ⇒ long share 0.5 + bias
     direction_full_bp: float = 10.0  # move (bp) at which the bias is fully applied
-    direction_window_s: int = 0  # move measured over this horizon (0: since the last poll)
+    direction_window_s: int = 60  # move measured over this horizon (0: since the last poll)
 
 
 class RealizedConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -50,8 +50,8 @@ class ClusterConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     window_pct: float = 6.0  # density distribution taken within ±window_pct of price
     smooth_buckets: int = 3  # boxcar smoothing of the density before scoring
     z_dim: float = 1.5
-    z_medium: float = 2.5
-    z_bright: float = 3.0
+    z_medium: float = 2.0
+    z_bright: float = 2.5  # ≤ sqrt((1 − p)/p): two tier bands can both be bright
     hysteresis_z: float = 0.5  # a tier is kept until z falls this far below its threshold
     min_share: float = 0.03  # of the side's notional inside the window
     min_usd: float = 1_000_000.0  # smaller bands are not clusters, whatever their z-score
@@ -59,8 +59,9 @@ class ClusterConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     eval_ms: int = 1000  # how often clusters are recomputed (event time)
     reach_pct: float = 5.0  # cluster-shift alerts only for clusters this close to price
     form_fresh_share: float = 0.6  # "formed" only if this share of the band is new positions
-    form_side_share: float = 0.0  # … and its side got this share of the recent new positions
+    form_side_share: float = 0.55  # … and its side got this share of the recent new positions
     form_largest_share: float = 0.0  # … and its new notional is this × the side's largest
+    form_hold_s: int = 20  # … and all of that held for this long (the burst's side shows)
     dominant_margin: float = 1.25  # a new dominant cluster must beat the old one by this factor
     miss_evals: int = 3  # evaluations a cluster may be missing before it counts as gone
 

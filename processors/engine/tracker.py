@@ -7,10 +7,10 @@ price that price has not entered:
 
 * formed: a cluster reaches bright while at least ``form_fresh_share`` of its notional is new
   positions (the estimated layer's fast-fading copy): an old band that only looks brighter
-  because price moved is not news. Two optional rules (off by default, docs/model.md): its new
-  notional is at least ``form_largest_share`` × the side's largest new band (one burst of OI
-  lands on every leverage tier), and its side holds ``form_side_share`` of all new notional
-  (the other side holds the burst's mirror image);
+  because price moved is not news; its side holds ``form_side_share`` of all new notional (the
+  other side holds the burst's mirror image); and both held for ``form_hold_s`` (early in a
+  burst its side is not in the price yet). Optional (off by default, docs/model.md): its new
+  notional is at least ``form_largest_share`` × the side's largest new band;
 * grew / faded: an announced cluster moves up / down an intensity tier;
 * dissolved: an announced cluster disappears, or falls below ``dissolve_ratio`` of its peak
   notional, without price having entered it (it must reach bright again to re-form);
@@ -56,6 +56,7 @@ class TrackedCluster(msgspec.Struct, kw_only=True):
     band_usd: float = 0.0
     peak_usd: float = 0.0
     retired: bool = False  # dissolved: never announced again (a new cluster may form there)
+    news_since: int = 0  # bright and news without a break since (0: not now)
 
 
 class TrackerState(msgspec.Struct, kw_only=True):
@@ -176,9 +177,10 @@ class ClusterTracker:
         c.last_seen = now
         c.misses = 0 if c.tier is not None else c.misses
         if c.tier is None or c.ever_touched or not self.in_reach(c, price):
+            c.news_since = 0
             return []
         if not c.announced:
-            if c.tier is Intensity.BRIGHT and not c.retired and self._is_news(c, fresh):
+            if self._formed(c, now, fresh):
                 c.announced = True
                 c.band_lo, c.band_hi = c.lo, c.hi
                 c.band_usd = c.peak_usd = c.notional
@@ -188,6 +190,16 @@ class ClusterTracker:
             grew = TIERS.index(c.tier) > TIERS.index(before)
             return [ShiftEvent("grew" if grew else "faded", copy(c), now, previous_tier=before)]
         return []
+
+    def _formed(self, c: TrackedCluster, now: int, fresh: FloatArray) -> bool:
+        """Bright and news, without a break for ``form_hold_s``: early in a burst its side is
+        not in the price yet, so its mirror can pass the side rule for a few seconds."""
+        if c.tier is not Intensity.BRIGHT or c.retired or not self._is_news(c, fresh):
+            c.news_since = 0
+            return False
+        if not c.news_since:
+            c.news_since = now
+        return now - c.news_since >= self.cfg.form_hold_s * 1000
 
     def _age(self, seen: set[str], now: int, density: FloatArray) -> list[ShiftEvent]:
         keep: list[TrackedCluster] = []

@@ -25,6 +25,7 @@ class Band:
     entered_at: int | None = None  # price inside the band since (ms)
     ever_entered: bool = False
     approached_at: int | None = None
+    labelled: bool = True  # formed inside reach (not brought into reach by price)
 
 
 class BandTracker:
@@ -36,12 +37,14 @@ class BandTracker:
         self.band_min = spec.band_min_usd
         self.bands: list[Band] = []
         self.labels: list[Label] = []
+        self.last_price: float | None = None
 
     def observe(self, t: int, price: float, book: PositionBook) -> None:
         for band in list(self.bands):
             self._update(band, t, price, book)
         for side in (Side.LONG, Side.SHORT):
             self._form(side, t, price, book.density(side))
+        self.last_price = price
 
     def finish(self, end_ms: int) -> list[Label]:
         for band in self.bands:
@@ -107,7 +110,7 @@ class BandTracker:
             band.notional_usd = notional
             return
         # partly liquidated bands that shrink away are dropped without a label: not a dissolve
-        if not band.ever_entered:
+        if not band.ever_entered and band.labelled:
             note = f"dissolved notional_usd={notional:.0f}"
             self._label(LabelKind.CLUSTER_SHIFT, band, t, t, note)
         self._resolve_approach(band, t, "expired")
@@ -120,10 +123,21 @@ class BandTracker:
         else:
             first, last = self.grid.index(price), self.grid.index(price * (1 + reach))
         window = density[first : last + 1]
-        for lo, hi in _dense_runs(window >= self.bucket_min):
+        smooth = _boxcar(density, self.rules.band_smooth_buckets)[first : last + 1]
+        for lo, hi in _dense_runs(smooth >= self.bucket_min):
             total = float(window[lo : hi + 1].sum())
             if total >= self.band_min:
                 self._add_or_grow(side, t, first + lo, first + hi, total)
+
+    def _entered_reach(self, side: Side, lo: int, hi: int) -> bool:
+        """Part of the band was out of reach at the previous second's price: price came to it
+        (its far edge is the last to come into reach)."""
+        if not self.rules.silent_reach_entry or self.last_price is None:
+            return False
+        reach = self.rules.reach_pct / 100
+        if side is Side.LONG:
+            return self.grid.lower(lo) < self.last_price * (1 - reach)
+        return self.grid.upper(hi) > self.last_price * (1 + reach)
 
     def _add_or_grow(self, side: Side, t: int, lo: int, hi: int, total: float) -> None:
         for band in self.bands:
@@ -133,6 +147,9 @@ class BandTracker:
                 return
         band = Band(side=side, lo=lo, hi=hi, notional_usd=total)
         self.bands.append(band)
+        if self._entered_reach(side, lo, hi):
+            band.labelled = False
+            return
         self._label(LabelKind.CLUSTER_SHIFT, band, t, t, f"formed notional_usd={total:.0f}")
 
     def _label(self, kind: LabelKind, band: Band, start: int, end: int, note: str) -> None:
@@ -148,6 +165,13 @@ class BandTracker:
                 note=note,
             )
         )
+
+
+def _boxcar(density: np.ndarray, width: int) -> np.ndarray:
+    """Mean over ``width`` buckets centred on each bucket (the detector's smoothing)."""
+    if width <= 1:
+        return density
+    return np.convolve(density, np.ones(width) / width, mode="same")
 
 
 def _dense_runs(dense: np.ndarray) -> list[tuple[int, int]]:

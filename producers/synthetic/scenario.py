@@ -146,6 +146,12 @@ class LabelRules(_Spec, kw_only=True, frozen=True):
     invalidation_pct: Positive = 1.5
     dissolve_ratio: Fraction = 0.5
     onset_share: Fraction = 0.1
+    # bands are found on the true density smoothed with this boxcar (buckets; 1 = raw), so a
+    # band whose entry prices straddle a bucket edge is one band, as the detector sees it
+    band_smooth_buckets: Annotated[int, msgspec.Meta(ge=1, le=9)] = 1
+    # a band that comes into reach because price moved toward it (it was out of reach a
+    # second earlier) is tracked without a formed (and dissolved) label: no positions formed
+    silent_reach_entry: bool = False
 
 
 class Scenario(_Spec, kw_only=True, frozen=True):

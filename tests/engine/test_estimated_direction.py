@@ -1,5 +1,6 @@
-"""With ``direction_window_s`` (off by default), the long/short split of new open interest
-follows the price move over a fixed horizon, not over the venue's polling interval."""
+"""With ``direction_window_s`` (60 s by default; 0 = since the instrument's last poll), the
+long/short split of new open interest follows the price move over a fixed horizon, not over the
+venue's polling interval."""
 
 from __future__ import annotations
 
@@ -48,8 +49,12 @@ def test_a_steady_climb_polled_every_second_reads_as_longs_opening() -> None:
     assert shares[5] == pytest.approx(0.6, abs=1e-3)  # 5 bp since the first poll: half of it
 
 
-def test_by_default_a_one_second_poll_sees_almost_nothing() -> None:
-    shares = climb(layer(), 60)
+def test_default_window_is_sixty_seconds() -> None:
+    assert ModelConfig().direction_window_s == 60
+
+
+def test_without_a_window_a_one_second_poll_sees_almost_nothing() -> None:
+    shares = climb(layer(direction_window_s=0), 60)
     assert shares[-1] == pytest.approx(0.5 + 0.2 * 0.1, abs=1e-3)  # 1 bp per poll
 
 
@@ -61,7 +66,7 @@ def test_the_price_history_stays_bounded() -> None:
     assert est.state.prices[0][0] <= T0 + 600_000 - 60_000
 
 
-def test_by_default_no_price_history_is_kept() -> None:
-    est = layer()
+def test_without_a_window_no_price_history_is_kept() -> None:
+    est = layer(direction_window_s=0)
     climb(est, 5)
     assert est.state.prices == []

@@ -20,8 +20,15 @@ P = 100_000.0
 BUILT = T0 + 30_000
 
 
+# An even split has no side to tell (the side rule needs a price move) and the lifecycle below
+# is about one burst's bands: the formed rules and tiers are those of the 25x/50x geometry in
+# the docstring, with the side rule and hold off (tests/engine/test_tracker_rules.py).
+LIFECYCLE = {"form_side_share": 0.0, "form_hold_s": 0, "z_medium": 2.5, "z_bright": 3.0}
+
+
 def built(**sections: dict[str, object]) -> Driver:
-    d = Driver(config(model={"split": "even"}, **sections))
+    cluster = {**LIFECYCLE, **sections.pop("cluster", {})}
+    d = Driver(config(model={"split": "even"}, cluster=cluster, **sections))
     opened = [oi(t, 1000 + (200 if t >= T0 + 20_000 else 0), P) for t in range(T0, BUILT, 1000)]
     d.feed([*quiet_marks(T0, BUILT, P), *opened])
     return d

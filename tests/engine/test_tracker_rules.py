@@ -1,6 +1,7 @@
-"""Optional tracker rules for announcing a cluster as formed (both off by default, see
-docs/model.md): the burst's largest band only, and only on the side the burst of new open
-interest was attributed to."""
+"""Tracker rules for announcing a cluster as formed (docs/model.md, "Cluster shift"): the
+burst's largest band only (off by default), only on the side the burst of new open interest was
+attributed to (on by default, 0.55), and only once both held for ``form_hold_s`` (20 s by
+default). Each test turns on the rules it is about; ``setup`` starts from all of them off."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ BRIGHT_Z = 3.5
 def setup(**cfg: float) -> tuple[PriceGrid, ClusterTracker, np.ndarray]:
     grid = PriceGrid(GridConfig())
     grid.centre_on(P)
-    return grid, ClusterTracker(ClusterConfig(**cfg), grid), np.zeros((2, grid.size))  # type: ignore[arg-type]
+    rules = {"form_side_share": 0.0, "form_hold_s": 0, **cfg}
+    return grid, ClusterTracker(ClusterConfig(**rules), grid), np.zeros((2, grid.size))  # type: ignore[arg-type]
 
 
 def band(grid: PriceGrid, side: int, price: float, usd: float) -> RawCluster:
@@ -60,7 +62,7 @@ def test_only_the_largest_band_of_a_burst_is_announced() -> None:
     assert formed(later) == []  # the smaller sibling stays silent while the burst is fresh
 
 
-def test_by_default_every_new_bright_band_is_announced() -> None:
+def test_without_the_rules_every_new_bright_band_is_announced() -> None:
     grid, tracker, layer = setup()
     big, small = band(grid, LONG, 96_500, 4e6), band(grid, LONG, 98_500, 3e6)
     fill(grid, layer, big)
@@ -83,7 +85,7 @@ def test_side_rule_announces_the_side_the_new_positions_went_to(
     assert [side for side, _ in formed(events)] == expected
 
 
-def test_side_rule_off_by_default_announces_both_mirrors() -> None:
+def test_without_the_side_rule_both_mirrors_are_announced() -> None:
     grid, tracker, layer = setup()
     longs, shorts = band(grid, LONG, 96_500, 5e6), band(grid, SHORT, 103_500, 5e6)
     fill(grid, layer, longs)
@@ -99,3 +101,27 @@ def test_old_positions_are_not_news() -> None:
     fill(grid, layer, raw)
     events = seen_twice(tracker, [raw], layer, layer * 0.5)  # only 50 % new < 60 %
     assert formed(events) == []
+
+
+def test_defaults_use_the_side_rule_and_the_hold() -> None:
+    cfg = ClusterConfig()
+    assert cfg.form_side_share == 0.55 and cfg.form_hold_s == 20 and cfg.form_largest_share == 0
+
+
+def test_formed_waits_until_the_rules_held_for_form_hold_s() -> None:
+    """Early in a burst its side is not in the price yet: a band announced only after the
+    side rule held for the whole hold, and a break in between starts the hold again."""
+    grid, tracker, layer = setup(form_side_share=0.6, form_hold_s=5)
+    longs, shorts = band(grid, LONG, 96_500, 7e6), band(grid, SHORT, 103_500, 3e6)
+    fill(grid, layer, longs)
+    fill(grid, layer, shorts)
+    mirror = layer.copy()
+    mirror[[LONG, SHORT]] = layer[[SHORT, LONG]]  # for a moment the shorts hold 70 %
+    assert tracker.update([longs, shorts], T0, P, layer, layer) == []
+    for k in range(1, 4):
+        assert formed(tracker.update([longs, shorts], T0 + k * 1000, P, layer, layer)) == []
+    assert formed(tracker.update([longs, shorts], T0 + 4000, P, layer, mirror)) == []  # break
+    for k in range(5, 10):
+        assert formed(tracker.update([longs, shorts], T0 + k * 1000, P, layer, layer)) == []
+    events = tracker.update([longs, shorts], T0 + 10_000, P, layer, layer)
+    assert formed(events) == [(LONG, longs.lo)]  # 5 s after the break, never the mirror

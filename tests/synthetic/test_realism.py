@@ -16,11 +16,16 @@ from producers.synthetic.market import simulate
 from producers.synthetic.orders import OrderPlan
 from producers.synthetic.scenario import ScenarioError, scenarios_dir
 
+# long_cascade without the realism options: its crowd of 25 M USD at one leverage (25x),
+# opening with no price impact, so each test turns on only the option it is about
+PLAIN_ASSET = {"open_impact_bp_per_musd": 0.0}
+PLAIN_CROWD = {"notional_usd": 25_000_000, "leverage": 25, "leverage_mix": None}
+
 
 def variant(tmp_path: Path, change: dict[str, Any], crowd: dict[str, Any]) -> Path:
     raw = yaml.safe_load((scenarios_dir() / "long_cascade.yaml").read_text())
-    raw["assets"][0].update(change)
-    raw["crowds"][0].update(crowd)
+    raw["assets"][0].update({**PLAIN_ASSET, **change})
+    raw["crowds"][0].update({**PLAIN_CROWD, **crowd})
     raw["crowds"][0] = {k: v for k, v in raw["crowds"][0].items() if v is not None}
     path = tmp_path / "variant.json"
     path.write_text(json.dumps(raw))
@@ -40,10 +45,13 @@ def test_opening_longs_push_price_up_by_their_impact(tmp_path: Path) -> None:
     assert before_crowd < 0.2 * crowd_only  # background opens only: same noise, small drift
 
 
-def test_no_open_impact_by_default_keeps_the_recording(tmp_path: Path) -> None:
+def test_no_open_impact_by_default(tmp_path: Path) -> None:
+    raw = yaml.safe_load(variant(tmp_path, {}, {}).read_text())
+    del raw["assets"][0]["open_impact_bp_per_musd"]
+    implicit = tmp_path / "implicit.json"
+    implicit.write_text(json.dumps(raw))
     explicit = variant(tmp_path, {"open_impact_bp_per_musd": 0.0}, {})
-    default = simulate(load_scenario("long_cascade"))[0]
-    assert simulate(load_scenario(explicit))[0].price == default.price
+    assert simulate(load_scenario(implicit))[0].price == simulate(load_scenario(explicit))[0].price
 
 
 def test_crowd_leverage_mix_spreads_positions_over_tiers(tmp_path: Path) -> None:
