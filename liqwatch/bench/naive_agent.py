@@ -15,8 +15,16 @@ from prometheus_client import CollectorRegistry, Counter
 from liqwatch import codec
 from liqwatch.observability import HealthServer
 from liqwatch.schema import Liquidation, MarkPrice
+from processors.worker import GC_GEN0_THRESHOLD, PRODUCER_LINGER_S, tune_gc
 
 PARTITIONS = 4
+# What the worker's app sets too, so the baseline is not slowed by settings only the worker
+# has: the producer linger (measured: without it this agent is ~45 % slower, 3.5-3.9k vs
+# 5.4-5.6k events per CPU-s) and the garbage collector tuning (no measurable effect here).
+SHARED_SETTINGS = (
+    f"producer_linger {PRODUCER_LINGER_S * 1000:.0f} ms, gc gen0 threshold {GC_GEN0_THRESHOLD:,}, "
+    "memory:// tables, Faust's default sensors"
+)
 
 
 def build_naive_app(bootstrap: str, topic: str, app_id: str, datadir: str, counter: Any) -> Any:
@@ -29,6 +37,7 @@ def build_naive_app(bootstrap: str, topic: str, app_id: str, datadir: str, count
         topic_allow_declare=True,
         web_enabled=False,
         consumer_auto_offset_reset="earliest",
+        producer_linger=PRODUCER_LINGER_S,
     )
     totals = app.Table("naive_totals", default=float, partitions=PARTITIONS)
     source = app.topic(topic, key_type=bytes, value_type=bytes, value_serializer="raw")
@@ -57,6 +66,7 @@ def main(argv: list[str]) -> None:
     health = HealthServer(registry, "127.0.0.1", int(port)).start()
     try:
         app = build_naive_app(bootstrap, topic, app_id, datadir, counter)
+        tune_gc()
         faust.Worker(app, loglevel="WARNING", quiet=True).execute_from_commandline()
     finally:
         health.stop()

@@ -28,6 +28,7 @@ from typing import Any
 
 from liqwatch import codec
 from liqwatch.bench.flush_delay import FlushDelay, measure_flush_delays
+from liqwatch.bench.naive_agent import SHARED_SETTINGS
 from liqwatch.bench.worker_load import StressLoad, stress_envelopes
 from liqwatch.schema import Envelope
 from liqwatch.settings import KafkaSettings
@@ -358,6 +359,7 @@ def print_report(r: dict[str, Any]) -> None:
     )
     mix = ", ".join(f"{kind} {share:.0%}" for kind, share in load["mix"].items())
     print(f"  stress-day mix: {mix}")
+    print(f"  both Faust apps use: {SHARED_SETTINGS}")
     print(
         f"  envelopes sealed at {load['envelope_span_ms']:,} ms of event time or 300 events "
         "(the live batcher seals at 250 ms: --envelope-span-ms 250 measures that size)"

@@ -121,7 +121,8 @@ class AssetEngine:
             out += self.advance(t0)
             end = int(np.searchsorted(ts, self.state.next_tick, side="left"))
             end = max(end, start + 1)
-            out += handle(sliced(cols, start, end))
+            # the whole run in one piece is the usual case for small envelopes: no copy
+            out += handle(cols if start == 0 and end == n else sliced(cols, start, end))
             self.state.clock = max(self.state.clock, int(ts[end - 1]))
             start = end
         return out

@@ -184,6 +184,7 @@ class CascadeDetector:
         # head slot: the same index arrays the evaluation used to build on every call
         heads = np.arange(self.ring)[:, None]
         self._wins = (heads + np.arange(1 - self.w_bins, 1)) % self.ring
+        self._last_bins = 1000 // cfg.bin_ms
         self._lasts = (heads + np.arange(1 - 1000 // cfg.bin_ms, 1)) % self.ring
         self._olders = (heads + np.arange(-self.w_bins, -self.ring, -1)) % self.ring
 
@@ -329,7 +330,8 @@ class CascadeDetector:
         if s.head_bin < 0:
             return []
         win = self._wins[s.head_bin % self.ring]
-        side_sum: list[float] = s.notional[:, win].sum(axis=1).tolist()
+        in_window = s.notional[:, win]
+        side_sum: list[float] = np.add.reduce(in_window, axis=1).tolist()
         total = side_sum[0] + side_sum[1]  # as side_sum.sum() adds two
         out: list[CascadeEvent] = []
         for k in (0, 1):
@@ -340,7 +342,8 @@ class CascadeDetector:
                 )
                 out += [started] if started else []
             else:
-                out += self._follow(run, float(side_sum[k]), win, now, price_now)
+                rate = self._rate_in(in_window, k)
+                out += self._follow(run, float(side_sum[k]), rate, now, price_now)
         return out
 
     def _maybe_start(
@@ -397,10 +400,10 @@ class CascadeDetector:
         return move <= -self.cfg.min_move_pct if k == 0 else move >= self.cfg.min_move_pct
 
     def _follow(
-        self, run: CascadeRun, mine: float, win: IntArray, now: int, price_now: float
+        self, run: CascadeRun, mine: float, rate: float, now: int, price_now: float
     ) -> list[CascadeEvent]:
         run.window = mine
-        run.peak_rate = max(run.peak_rate, self._rate(run.side))
+        run.peak_rate = max(run.peak_rate, rate)
         if mine >= self.cfg.exit_ratio * run.threshold:
             run.last_active = max(run.last_active, now)
         if mine >= self.cfg.escalate_factor * run.level:
@@ -421,6 +424,15 @@ class CascadeDetector:
         return out
 
     # --- helpers ----------------------------------------------------------------------------
+
+    def _rate_in(self, in_window: FloatArray, k: int) -> float:
+        """``_rate(k)`` from the window's values (``notional[:, win]``)."""
+        if self._last_bins > self.w_bins:
+            return self._rate(k)
+        # the last second is the window's tail: the same values in the same order as ``_rate``
+        # gathers them, summed as one contiguous row (a 2-D reduce may add them in another
+        # order), so bit for bit the same sum without a gather
+        return float(np.add.reduce(in_window[k, -self._last_bins :]))
 
     def _rate(self, k: int) -> float:
         """USD/s over the last second for side k."""
