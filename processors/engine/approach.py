@@ -60,9 +60,13 @@ class ApproachDetector:
     def check(self, now: int, price: float, tracker: ClusterTracker) -> list[OpenApproach]:
         """New approaches at this price (the caller turns them into alerts)."""
         opened: list[OpenApproach] = []
-        busy = {a.cid for a in self.state.open} | set(self.state.disarmed)
+        busy: set[str] | None = None  # built only once a bright cluster needs it
         for c in tracker.clusters:
-            if c.tier is not Intensity.BRIGHT or c.ever_touched or c.cid in busy:
+            if c.tier is not Intensity.BRIGHT or c.ever_touched:
+                continue
+            if busy is None:
+                busy = {a.cid for a in self.state.open} | set(self.state.disarmed)
+            if c.cid in busy:
                 continue
             distance = tracker.distance_pct(c, price)
             if 0 < distance <= self.cfg.distance_pct:
@@ -93,6 +97,9 @@ class ApproachDetector:
     def resolve(
         self, now: int, price: float, tracker: ClusterTracker, swept: list[str]
     ) -> list[ApproachResolution]:
+        if not self.state.open:  # the usual case: nothing to resolve, maybe some to re-arm
+            self._rearm(price, tracker)
+            return []
         out: list[ApproachResolution] = []
         still: list[OpenApproach] = []
         alive = {c.cid for c in tracker.clusters}
@@ -121,6 +128,8 @@ class ApproachDetector:
         return None
 
     def _rearm(self, price: float, tracker: ClusterTracker) -> None:
+        if not self.state.disarmed:
+            return
         by_id = {c.cid: c for c in tracker.clusters}
         self.state.disarmed = [
             cid

@@ -25,7 +25,7 @@ from processors.engine.cascade import CascadeDetector, venue_bit
 from processors.engine.clusters import find_clusters
 from processors.engine.common import TICK_MS, IntArray
 from processors.engine.config import AssetConfig
-from processors.engine.estimated import EstimatedLayer, OIChanges
+from processors.engine.estimated import EstimatedLayer, OIChanges, Rows
 from processors.engine.grid import PriceGrid, shift_arrays
 from processors.engine.implied import ForcedTally, implied, tally_run
 from processors.engine.inputs import (
@@ -34,11 +34,12 @@ from processors.engine.inputs import (
     MarkColumns,
     OIColumns,
     group_by_instrument,
+    instrument_codes,
+    latest_by_instrument,
     liquidation_columns,
     mark_columns,
     oi_columns,
     sliced,
-    sliced_mask,
 )
 from processors.engine.keylevels import KeyLevelWatch
 from processors.engine.market import OI_SAMPLE_MS, MarketContext
@@ -116,11 +117,15 @@ class AssetEngine:
         """Handles the time-sorted rows in pieces that never span a tick boundary."""
         out: list[Output] = []
         n, start = int(ts.size), 0
+        last = int(ts[-1]) if n else 0
         while start < n:
             t0 = int(ts[start])
             out += self.advance(t0)
-            end = int(np.searchsorted(ts, self.state.next_tick, side="left"))
-            end = max(end, start + 1)
+            if last < self.state.next_tick:  # the rest is before the next tick: no search
+                end = n
+            else:
+                end = int(np.searchsorted(ts, self.state.next_tick, side="left"))
+                end = max(end, start + 1)
             # the whole run in one piece is the usual case for small envelopes: no copy
             out += handle(cols if start == 0 and end == n else sliced(cols, start, end))
             self.state.clock = max(self.state.clock, int(ts[end - 1]))
@@ -166,18 +171,15 @@ class AssetEngine:
         return bits
 
     def _marks(self, c: MarkColumns) -> list[Output]:
-        keys, _, latest = group_by_instrument(c.events)
-        for j, (venue, instrument) in enumerate(keys):
-            e = latest[j]
-            self.market.seen(venue, instrument, e.ts_event, None)
-            self.market.mark(venue, instrument, e.mark_price, e.funding_rate, e.ts_event)
+        self.market.marks_seen(latest_by_instrument(c.events).values())
         self.market.set_price(float(c.price[-1]), int(c.ts[-1]))
         last = float(c.price[-1])
         self._place_grid(last)
         now = int(c.ts[-1])
-        consumed = self.estimated.consume(float(c.price.min()), float(c.price.max()))
+        low, high = float(c.price.min()), float(c.price.max())
+        consumed = self.estimated.consume(low, high)
         self.sweeps.credit(self.tracker, consumed)
-        results, swept = self.sweeps.on_prices(c.ts, c.price, self.tracker)
+        results, swept = self.sweeps.on_prices(c.ts, c.price, self.tracker, low, high)
         out: list[Output] = []
         for res in results:
             out += self.report.sweep(res)
@@ -188,50 +190,50 @@ class AssetEngine:
         return out
 
     def _open_interest(self, c: OIColumns) -> list[Output]:
-        # The asset's mark price; before the first mark, the price the venue's OI implies.
-        if self.price > 0:
-            price = np.full(c.ts.size, self.price)
-        else:
-            price = np.divide(c.usd, c.base, out=np.zeros_like(c.usd), where=c.base > 0)
-        keys, codes, latest = group_by_instrument(c.events)
-        for j, (venue, instrument) in enumerate(keys):
-            self.market.seen(venue, instrument, latest[j].ts_event, None)
-        usable = price > 0
-        if not usable.all():
-            codes, price = codes[usable], price[usable]
-            c = sliced_mask(c, usable)
+        keys, codes, latest = instrument_codes(c.events)
+        self.market.seen_all(keys, [e.ts_event for e in latest])
         known = self.estimated.state.instruments
         for venue, instrument in keys:
             name = f"{venue}:{instrument}"
             if name not in known:  # its first observation is the baseline
                 self.state.forced_since_oi.pop(name, None)
-        changes, firsts = self.estimated.observe(
-            keys, codes, ts=c.ts, base=c.base, usd=c.usd, price=price
-        )
-        out: list[Output] = []
-        for k, pos in firsts.items():
-            out += self._net_of_forced(keys[k], changes, pos)
+        # The asset's mark price; before the first mark, the price the venue's OI implies.
+        ts, base, usd = c.ts.tolist(), c.base.tolist(), c.usd.tolist()
+        if self.price > 0:
+            rows = Rows(codes, ts, base, usd, [self.price] * len(ts))
+        else:
+            rows = Rows.priced_by_oi(codes, c.ts, c.base, c.usd)
+        changes, firsts = self.estimated.observe_rows(keys, rows)
+        out = self._net_of_forced(keys, changes, firsts) if firsts else []
         if changes.ts.size:
             if not self.grid.placed:
                 self._place_grid(float(changes.price[-1]))
             self.estimated.apply(changes)
         return out
 
-    def _net_of_forced(self, key: tuple[str, str], changes: OIChanges, pos: int) -> list[Output]:
-        """Adds back, to an instrument's first change, the liquidations seen since its previous
-        OI observation (and those a busy sampled feed implies): forced closes were consumed by
-        price already, so only voluntary opens and closes should move the levels."""
-        venue, instrument = key
-        seen = self.state.forced_since_oi.pop(f"{venue}:{instrument}", None)
+    def _net_of_forced(
+        self, keys: list[tuple[str, str]], changes: OIChanges, firsts: dict[int, int]
+    ) -> list[Output]:
+        """Adds back, to each instrument's first change, the liquidations seen since its
+        previous OI observation (and those a busy sampled feed implies): forced closes were
+        consumed by price already, so only voluntary opens and closes should move the levels.
+
+        ``firsts``: key index → position of that instrument's first change.
+        """
+        forced = self.state.forced_since_oi
         deltas = changes.delta_usd
-        raw = float(deltas[pos])
-        deltas[pos] = raw + (seen.total_usd if seen is not None else 0.0)
-        hidden = self._hidden(venue, seen, raw)
-        if hidden is None:
-            return []
-        side, usd = hidden
-        deltas[pos] = float(deltas[pos]) + usd
-        return self._implied(int(changes.ts[pos]), side, usd, venue)
+        out: list[Output] = []
+        for k, pos in firsts.items():
+            venue, instrument = keys[k]
+            seen = forced.pop(f"{venue}:{instrument}", None) if forced else None
+            raw = float(deltas[pos])
+            deltas[pos] = raw + (seen.total_usd if seen is not None else 0.0)
+            hidden = self._hidden(venue, seen, raw)
+            if hidden is not None:
+                side, usd = hidden
+                deltas[pos] = float(deltas[pos]) + usd
+                out += self._implied(int(changes.ts[pos]), side, usd, venue)
+        return out
 
     def _hidden(
         self, venue: str, seen: ForcedTally | None, raw_delta: float
@@ -290,16 +292,12 @@ class AssetEngine:
         cfg = self.cfg.cluster
         floor_z = cfg.z_dim - cfg.hysteresis_z
         levels = self.estimated.state.levels
-        raws = [
-            raw
-            for side in (0, 1)
-            for raw in find_clusters(
-                levels[side], self.grid, side, self.price, cfg=cfg, floor_z=floor_z
-            )
-        ]
+        price = self.price
+        raws = find_clusters(levels[0], self.grid, 0, price, cfg=cfg, floor_z=floor_z)
+        raws += find_clusters(levels[1], self.grid, 1, price, cfg=cfg, floor_z=floor_z)
         out: list[Output] = []
         fresh = self.estimated.state.fresh
-        for event in self.tracker.update(raws, t, self.price, levels, fresh):
+        for event in self.tracker.update(raws, t, price, levels, fresh):
             band = self.tracker.band(event.cluster)
             out += self.report.alert(claims.shift_claim(self.asset, event, band, self.price), t)
         out += self._approaches(t, self.price, [])
@@ -317,6 +315,8 @@ class AssetEngine:
         return out
 
     def _pressure(self, t: int) -> list[Output]:
+        if not self.pressure.due(t):  # most seconds sample no timeframe
+            return []
         st = self.realized.state
         x = [float(st.totals[tf, 1] - st.totals[tf, 0]) for tf in range(st.totals.shape[0])]
         out: list[Output] = []

@@ -112,6 +112,99 @@ def _changes(values: IntArray) -> BoolArray:
     return out
 
 
+class Chunk(NamedTuple):
+    """A time-sorted chunk of liquidations cut into its bins."""
+
+    runs: list[tuple[int, int, int]]  # (bin, first row, end row)
+    parts: list[list[BinSide]]  # each bin's groups, side 0 first
+    times: list[int]
+    usd: list[float]
+
+
+def pairwise_sum(values: list[float]) -> float:
+    """``np.sum`` of a 1-D float64 array of these values, bit for bit: NumPy adds fewer than
+    8 values in order, up to 128 in 8 interleaved partial sums, more by halves, and adds the
+    result to its identity 0.0 (so a zero sum is +0.0)."""
+    return 0.0 + _pairwise(values)
+
+
+def _pairwise(values: list[float]) -> float:
+    n = len(values)
+    if n < 8:
+        acc = -0.0
+        for x in values:
+            acc += x
+        return acc
+    if n > 128:
+        half = n // 2
+        half -= half % 8
+        return _pairwise(values[:half]) + _pairwise(values[half:])
+    r0, r1, r2, r3, r4, r5, r6, r7 = values[:8]
+    stop = n - n % 8
+    for i in range(8, stop, 8):
+        r0 += values[i]
+        r1 += values[i + 1]
+        r2 += values[i + 2]
+        r3 += values[i + 3]
+        r4 += values[i + 4]
+        r5 += values[i + 5]
+        r6 += values[i + 6]
+        r7 += values[i + 7]
+    acc = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    for x in values[stop:]:
+        acc += x
+    return acc
+
+
+def bin_parts(
+    times: list[int], sides: list[int], usd: list[float], bits: list[int], bin_ms: int
+) -> tuple[list[tuple[int, int, int]], list[list[BinSide]]]:
+    """(bin, first row, end row) of each run of equal bins of a time-sorted chunk, and each
+    bin's per-side aggregates (side 0 first), as ``bin_groups`` computes them."""
+    runs: list[tuple[int, int, int]] = []
+    parts: list[list[BinSide]] = []
+    current, start = -1, 0
+    # the current bin, per side: its notionals (None: no row yet), first and last time, bits
+    values: list[list[float] | None] = [None, None]
+    first, last, ors = [0, 0], [0, 0], [0, 0]
+    for i, t in enumerate(times):
+        b = t // bin_ms
+        if b != current:
+            if i:
+                runs.append((current, start, i))
+                parts.append(_bin_sides(start, values, first, last, ors))
+            current, start, values = b, i, [None, None]
+        k = sides[i]
+        mine = values[k]
+        if mine is None:
+            values[k] = [usd[i]]
+            first[k], ors[k] = t, bits[i]
+        else:
+            mine.append(usd[i])
+            ors[k] |= bits[i]
+        last[k] = t
+    if times:
+        runs.append((current, start, len(times)))
+        parts.append(_bin_sides(start, values, first, last, ors))
+    return runs, parts
+
+
+def _bin_sides(
+    start: int, values: list[list[float] | None], first: list[int], last: list[int], ors: list[int]
+) -> list[BinSide]:
+    out: list[BinSide] = []
+    for k, u in enumerate(values):
+        if u is not None:
+            out.append(
+                BinSide(start, k, pairwise_sum(u), len(u), max(u), first[k], last[k], ors[k])
+            )
+    return out
+
+
+# The NumPy grouping ``bin_parts`` replaced; kept as the reference the speed-path tests
+# compare it with (tests/engine/test_speed_paths.py, test_speed_paths_liq4.py).
+
+
 def bin_runs(bins: IntArray) -> list[tuple[int, int, int]]:
     """(bin, first row, end row) of each run of equal bins in a time-sorted chunk."""
     starts = np.flatnonzero(_changes(bins))
@@ -184,6 +277,7 @@ class CascadeDetector:
         # head slot: the same index arrays the evaluation used to build on every call
         heads = np.arange(self.ring)[:, None]
         self._wins = (heads + np.arange(1 - self.w_bins, 1)) % self.ring
+        self._window_offsets = np.arange(1 - self.w_bins, 1)[:, None]
         self._last_bins = 1000 // cfg.bin_ms
         self._lasts = (heads + np.arange(1 - 1000 // cfg.bin_ms, 1)) % self.ring
         self._olders = (heads + np.arange(-self.w_bins, -self.ring, -1)) % self.ring
@@ -216,46 +310,155 @@ class CascadeDetector:
         out: list[CascadeEvent] = []
         if not ts.size:
             return out
-        bins = ts // self.cfg.bin_ms
-        if bins[0] == bins[-1]:  # small envelopes: one bin, no sorting into groups
-            groups = one_bin_groups(side, notional, ts, venue_bits)
-            runs = [(int(bins[0]), 0, int(ts.size))]
-        else:
-            groups = bin_groups(bins, side, notional, ts, venue_bits)
-            runs = bin_runs(bins)
         times, usd = ts.tolist(), notional.tolist()
-        g = 0
-        for b, start, end in runs:
-            n_groups = 1 + (g + 1 < len(groups) and groups[g + 1].start == start)
-            part, g = groups[g : g + n_groups], g + n_groups
+        runs, parts = bin_parts(times, side.tolist(), usd, venue_bits.tolist(), self.cfg.bin_ms)
+        chunk = Chunk(runs, parts, times, usd)
+        if self._batchable(runs[0][0], runs[-1][0]):
+            return self._add_batched(chunk, price_now)
+        return self._add_bins(chunk, 0, price_now)
+
+    def _add_bins(self, c: Chunk, first: int, price_now: float) -> list[CascadeEvent]:
+        """Adds the chunk's bins from ``first`` on one at a time, evaluating after each."""
+        out: list[CascadeEvent] = []
+        for (b, start, end), part in zip(c.runs[first:], c.parts[first:], strict=True):
             if b <= self.state.head_bin - self.ring + self.w_bins:
                 continue  # too late to matter for any window still open
             self._advance(max(b, self.state.head_bin))
-            self._add_bin(b, part, times[start], usd[start:end])
-            out += self.evaluate(times[end - 1], price_now)
+            self._add_bin(b, part, c.times[start], c.usd[start:end])
+            out += self.evaluate(c.times[end - 1], price_now)
         return out
 
-    def _add_bin(self, b: int, groups: list[BinSide], first_ts: int, usd: list[float]) -> None:
+    def _batchable(self, first: int, last: int) -> bool:
+        """Whether ``_add_batched`` gives the per-bin results: no bin is too late, and no
+        window of the chunk reaches a slot that a later bin of the chunk clears."""
+        head = self.state.head_bin
+        return (
+            first > head - self.ring + self.w_bins
+            and max(head, last) - max(head, first) < self.ring - self.w_bins
+            and self._last_bins <= self.w_bins
+        )
+
+    def _add_batched(self, c: Chunk, price_now: float) -> list[CascadeEvent]:
+        """``_add_bins`` with one window summation for all bins of the chunk.
+
+        The ring takes every bin first; evaluations then read bin j's window in the final
+        ring, where only slots of later bins that lie at or before the head (late data) differ
+        from what bin j saw: their earlier values are taken from a copy. Prices, per-second
+        sums, runs and the head move bin by bin as in ``_add_bins``. A cascade that might
+        start at a bin whose window later bins change restores the ring to that bin and
+        continues bin by bin, as starting reads more of the ring.
+        """
         s = self.state
-        slot = b % self.ring
+        head0, m = s.head_bin, len(c.runs)
+        bins = [b for b, _, _ in c.runs]
+        heads = [max(head0, b) for b in bins]
+        before = [arr.copy() for arr in self._ring_arrays()] if bins[0] <= head0 else None
+        self._fill_ring(head0, heads[-1], bins, c.parts)
+        side_sums, rates = self._window_sums(bins, heads, before[0] if before else None)
+        out: list[CascadeEvent] = []
+        for j, (_, start, end) in enumerate(c.runs):
+            side_sum = side_sums[j]
+            late_after = before is not None and j + 1 < m and bins[j + 1] <= heads[j]
+            if late_after and self._may_start_any(side_sum):
+                assert before is not None
+                for arr, old in zip(self._ring_arrays(), before, strict=True):
+                    arr[...] = old
+                self._fill_ring(head0, heads[j - 1] if j else head0, bins[:j], c.parts[:j])
+                return out + self._add_bins(c, j, price_now)
+            if heads[j] > s.head_bin:
+                self._advance_clock(heads[j])
+            self._add_to_runs(c.parts[j])
+            self._add_per_second(c.times[start] // 1000, c.usd[start:end])
+            out += self._judge(heads[j], side_sum, rates[j], c.times[end - 1], price_now)
+        return out
+
+    def _ring_arrays(self) -> tuple[np.ndarray, ...]:
+        s = self.state
+        return (s.notional, s.count, s.biggest, s.first_ts, s.venues)
+
+    def _fill_ring(
+        self, head: int, new_head: int, bins: list[int], parts: list[list[BinSide]]
+    ) -> None:
+        """Clears the ring slots of bins after ``head`` up to ``new_head`` and adds the bins."""
+        self._clear_ring(head, new_head)
+        for b, part in zip(bins, parts, strict=True):
+            if b > head:
+                self._set_cleared(b % self.ring, part)
+            else:
+                self._add_to_ring(b % self.ring, part)
+
+    def _window_sums(
+        self, bins: list[int], heads: list[int], before: FloatArray | None
+    ) -> tuple[list[list[float]], list[list[float]]]:
+        """Per bin j of a chunk: the side sums and last-second rates of its window (headed by
+        ``heads[j]``), bit for bit as ``evaluate`` and ``_rate_in`` sum one window.
+
+        ``evaluate`` gathers a (side, slot) array laid out slot-major and reduces it along
+        the slots, which NumPy does slot after slot; reducing the outer axis of a (slot, bin,
+        side) array adds in that order too. ``_rate_in`` sums a 1-D row pairwise, as NumPy
+        sums every contiguous row along its inner axis.
+        """
+        # (position in the window, bin), from -w_bins + 1: computed, as a table per head
+        # would be large; "wrap" takes a negative position from the end of the ring
+        slots = np.array([h % self.ring for h in heads]) + self._window_offsets
+        values = np.take(self.state.notional.T, slots, axis=0, mode="wrap")  # (slot, bin, side)
+        if before is not None:
+            # a late bin's slot holds, for the bins before it, its value from before
+            start = heads[0] - self.w_bins + 1  # the late bins' window: the head's
+            for j, b in enumerate(bins[1:], 1):
+                if b > heads[0]:
+                    break
+                if b >= start:
+                    values[b - start, :j] = before[:, b % self.ring]
+        side_sums: list[list[float]] = np.add.reduce(values, axis=0).tolist()
+        tails = np.ascontiguousarray(values[-self._last_bins :].transpose(1, 2, 0))
+        rates: list[list[float]] = np.add.reduce(tails, axis=2).tolist()
+        return side_sums, rates
+
+    def _add_bin(self, b: int, groups: list[BinSide], first_ts: int, usd: list[float]) -> None:
+        self._add_to_ring(b % self.ring, groups)
+        self._add_to_runs(groups)
+        # a bin never spans two seconds (bin_ms divides 1000): one per-second slot
+        self._add_per_second(first_ts // 1000, usd)
+
+    def _add_to_ring(self, slot: int, groups: list[BinSide]) -> None:
+        s = self.state
         for grp in groups:
             k = grp.side
             had = s.count[k, slot] > 0
             s.notional[k, slot] += grp.usd
             s.count[k, slot] += grp.events
             s.biggest[k, slot] = max(s.biggest[k, slot], grp.biggest)
-            s.last_liq[k] = max(s.last_liq[k], grp.last)
             s.first_ts[k, slot] = min(grp.first, int(s.first_ts[k, slot])) if had else grp.first
             s.venues[k, slot] |= grp.bits
+
+    def _set_cleared(self, slot: int, groups: list[BinSide]) -> None:
+        """``_add_to_ring`` for a slot just cleared: each value is what adding to zeros
+        gives, written without reading the zeros back."""
+        s = self.state
+        for grp in groups:
+            k = grp.side
+            s.notional[k, slot] = 0.0 + grp.usd
+            s.count[k, slot] = grp.events
+            s.biggest[k, slot] = max(0.0, grp.biggest)
+            s.first_ts[k, slot] = grp.first
+            s.venues[k, slot] = grp.bits
+
+    def _add_to_runs(self, groups: list[BinSide]) -> None:
+        s = self.state
+        for grp in groups:
+            k = grp.side
+            s.last_liq[k] = max(s.last_liq[k], grp.last)
             run = s.runs[k]
             if run is not None:
                 run.total += grp.usd
                 run.events += grp.events
                 run.venues_mask |= grp.bits
                 run.last_event = max(run.last_event, grp.last)
-        # a bin never spans two seconds (bin_ms divides 1000): one per-second slot, summed
-        # in arrival order as np.add.at would
-        sec = first_ts // 1000
+
+    def _add_per_second(self, sec: int, usd: list[float]) -> None:
+        """Adds to one second's slot, in arrival order as np.add.at would."""
+        s = self.state
         if sec > s.head_sec - self.sec_ring:
             i = sec % self.sec_ring
             acc = float(s.per_second[i])
@@ -288,24 +491,48 @@ class CascadeDetector:
     def on_prices(self, ts: IntArray, prices: FloatArray) -> None:
         """Records the last mark price of every bin in a time-sorted run."""
         bins = ts // self.cfg.bin_ms
-        self._advance(max(int(bins[-1]), self.state.head_bin))
-        last_in_bin = np.append(bins[1:] != bins[:-1], True)
-        recent = last_in_bin & (bins > self.state.head_bin - self.ring)
-        self.state.price[bins[recent] % self.ring] = prices[recent]
+        first, last = int(bins[0]), int(bins[-1])
+        self._advance(max(last, self.state.head_bin))
+        oldest = self.state.head_bin - self.ring  # bins up to here have no slot any more
+        if first == last:
+            if last > oldest:
+                self.state.price[last % self.ring] = prices[-1]
+            return
+        last_in_bin = np.empty(bins.size, dtype=bool)
+        last_in_bin[-1] = True
+        np.not_equal(bins[1:], bins[:-1], out=last_in_bin[:-1])
+        if first <= oldest:
+            last_in_bin &= bins > oldest
+        self.state.price[bins[last_in_bin] % self.ring] = prices[last_in_bin]
 
     def _advance(self, b: int) -> None:
         """Moves the ring head to bin ``b``, clearing the bins that are reused."""
-        s = self.state
-        if b > s.head_bin:
-            first = max(s.head_bin + 1, b - self.ring + 1)
+        self._clear_ring(self.state.head_bin, b)
+        self._advance_clock(b)
+
+    def _clear_ring(self, head: int, b: int) -> None:
+        """Clears the (side, bin) arrays' slots of the bins after ``head`` up to ``b``."""
+        if b > head:
+            first = max(head + 1, b - self.ring + 1)
             if b - first < FEW_SLOTS:
                 for slot in range(first % self.ring, first % self.ring + b - first + 1):
                     self._clear_slot(slot % self.ring)
             else:
-                new = np.arange(first, b + 1) % self.ring
-                for arr in (s.notional, s.count, s.biggest, s.first_ts, s.venues):
-                    arr[:, new] = 0
-                s.price[new] = np.nan
+                for lo, hi in self._slot_ranges(first, b):
+                    for arr in self._ring_arrays():
+                        arr[:, lo:hi] = 0
+
+    def _advance_clock(self, b: int) -> None:
+        """Moves the head to bin ``b``: clears the reused price and per-second slots."""
+        s = self.state
+        if b > s.head_bin:
+            first = max(s.head_bin + 1, b - self.ring + 1)
+            if b - first < FEW_SLOTS:
+                for slot in range(first, b + 1):
+                    s.price[slot % self.ring] = np.nan
+            else:
+                for lo, hi in self._slot_ranges(first, b):
+                    s.price[lo:hi] = np.nan
             s.head_bin = b
         sec = (b * self.cfg.bin_ms) // 1000
         if sec > s.head_sec:
@@ -316,12 +543,15 @@ class CascadeDetector:
                 s.per_second[new_s % self.sec_ring] = 0.0
             s.head_sec = sec
 
+    def _slot_ranges(self, first: int, last: int) -> list[tuple[int, int]]:
+        """The ring slots of bins ``first``..``last`` (fewer than ``ring``) as slices."""
+        lo, hi = first % self.ring, last % self.ring + 1
+        return [(lo, hi)] if lo < hi else [(lo, self.ring), (0, hi)]
+
     def _clear_slot(self, slot: int) -> None:
-        s = self.state
-        for arr in (s.notional, s.count, s.biggest, s.first_ts, s.venues):
+        for arr in self._ring_arrays():
             arr[0, slot] = 0
             arr[1, slot] = 0
-        s.price[slot] = np.nan
 
     # --- evaluation -------------------------------------------------------------------------
 
@@ -330,21 +560,47 @@ class CascadeDetector:
         if s.head_bin < 0:
             return []
         win = self._wins[s.head_bin % self.ring]
-        in_window = s.notional[:, win]
-        side_sum: list[float] = np.add.reduce(in_window, axis=1).tolist()
+        in_window = np.take(s.notional, win, axis=1)
+        # the window summed slot after slot, as reducing the gathered ``notional[:, win]``
+        # (slot-major in memory) does; accumulating states that order
+        side_sum: list[float] = np.add.accumulate(in_window, axis=1)[:, -1].tolist()
+        runs = s.runs
+        rates = [
+            self._rate_in(in_window, 0) if runs[0] is not None else 0.0,
+            self._rate_in(in_window, 1) if runs[1] is not None else 0.0,
+        ]
+        return self._judge(s.head_bin, side_sum, rates, now, price_now)
+
+    def _judge(
+        self, head: int, side_sum: list[float], rates: list[float], now: int, price_now: float
+    ) -> list[CascadeEvent]:
+        """Starts or follows each side's cascade from the window headed by bin ``head``: its
+        side sums and last-second rates."""
+        runs = self.state.runs
         total = side_sum[0] + side_sum[1]  # as side_sum.sum() adds two
         out: list[CascadeEvent] = []
         for k in (0, 1):
-            run = s.runs[k]
-            if run is None:
+            run = runs[k]
+            if run is not None:
+                out += self._follow(run, float(side_sum[k]), rates[k], now, price_now)
+            elif self._passes_share(side_sum[k], total):  # else _maybe_start returns None
+                win = self._wins[head % self.ring]
                 started = self._maybe_start(
                     k, win, side_sum=side_sum, total=total, now=now, price_now=price_now
                 )
                 out += [started] if started else []
-            else:
-                rate = self._rate_in(in_window, k)
-                out += self._follow(run, float(side_sum[k]), rate, now, price_now)
         return out
+
+    def _may_start_any(self, side_sum: list[float]) -> bool:
+        """Whether a side without a cascade passes ``_maybe_start``'s first test."""
+        total = side_sum[0] + side_sum[1]
+        return any(
+            self.state.runs[k] is None and self._passes_share(side_sum[k], total) for k in (0, 1)
+        )
+
+    def _passes_share(self, mine: float, total: float) -> bool:
+        cfg = self.cfg
+        return not (total < cfg.floor_usd or mine < cfg.dominance * total)
 
     def _maybe_start(
         self,
@@ -358,7 +614,7 @@ class CascadeDetector:
     ) -> CascadeEvent | None:
         cfg, s = self.cfg, self.state
         mine = float(side_sum[k])
-        if total < cfg.floor_usd or mine < cfg.dominance * total:
+        if not self._passes_share(mine, total):
             return None
         if s.baseline_sec == s.head_sec and total < max(cfg.floor_usd, cfg.k * s.baseline_value):
             # the threshold test below would fail: with this second's baseline already known,

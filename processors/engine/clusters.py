@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
 
+import msgspec
 import numpy as np
 
 from liqwatch.schema import Intensity
@@ -21,10 +21,18 @@ from processors.engine.config import ClusterConfig
 from processors.engine.grid import PriceGrid
 
 TIERS = (Intensity.DIM, Intensity.MEDIUM, Intensity.BRIGHT)
+RANK = {tier: i for i, tier in enumerate(TIERS)}  # == TIERS.index(tier)
+
+try:  # the kernel np.convolve ends in, minus its wrapper; private, so a moved one falls back
+    from numpy._core.multiarray import correlate as _correlate
+except ImportError:  # pragma: no cover - another numpy than the pinned one
+    _correlate = np.correlate
+
+# the reduction ndarray.sum runs (pairwise), minus its Python wrapper
+pairwise_sum = np.add.reduce
 
 
-@dataclass(frozen=True)
-class RawCluster:
+class RawCluster(msgspec.Struct, frozen=True):
     side: int
     lo: int  # global bucket index, inclusive
     hi: int  # global bucket index, inclusive
@@ -62,31 +70,29 @@ def find_clusters(
     else:
         a, b = side_window(grid, side, price, cfg.window_pct)
     window = density[a:b]
-    total = float(_sum(window))
+    total = float(pairwise_sum(window))
     if b - a < 3 or total <= 0:
         return []
-    smooth = np.convolve(window, _kernel(max(1, cfg.smooth_buckets)), mode="same")
+    smooth = _smooth(window, max(1, cfg.smooth_buckets))
     # ndarray.mean/std spelled out with the same reductions (bit-identical), without their
     # per-call wrappers: this runs for both sides of every asset every second
-    deviation = smooth - float(_sum(smooth)) / smooth.size
-    std = math.sqrt(float(_sum(deviation * deviation)) / smooth.size)
+    deviation = smooth - float(pairwise_sum(smooth)) / smooth.size
+    std = math.sqrt(float(pairwise_sum(deviation * deviation)) / smooth.size)
     if std <= 0:
         return []
-    z_scores = deviation / std
-    hot = np.flatnonzero(z_scores >= floor_z).tolist()
-    if not hot:
+    z = (deviation / std).tolist()
+    runs = runs_at_least(z, floor_z)
+    if not runs:
         return []
-    z = z_scores.tolist()
+    values = window.tolist()
+    floor = max(cfg.min_share * total, cfg.min_usd)
+    base = a + grid.offset
     out = []
-    for lo, hi in consecutive_runs(hot):
-        notional = float(_sum(window[lo : hi + 1]))
-        if notional >= max(cfg.min_share * total, cfg.min_usd):
-            peak = max(z[lo : hi + 1])
-            out.append(RawCluster(side, a + lo + grid.offset, a + hi + grid.offset, notional, peak))
+    for lo, hi in runs:
+        notional = run_sum(window, values, lo, hi + 1)
+        if notional >= floor:
+            out.append(RawCluster(side, base + lo, base + hi, notional, max(z[lo : hi + 1])))
     return out
-
-
-_sum = np.add.reduce  # the reduction ndarray.sum runs (pairwise), minus its Python wrapper
 
 
 @functools.lru_cache(maxsize=8)
@@ -94,6 +100,57 @@ def _kernel(k: int) -> FloatArray:
     kernel: FloatArray = np.ones(k) / k
     kernel.flags.writeable = False
     return kernel
+
+
+def _smooth(window: FloatArray, k: int) -> FloatArray:
+    """np.convolve(window, boxcar, "same"), calling the kernel np.convolve ends in directly:
+    a boxcar is its own reverse, and np.convolve only swaps the arguments (so, guarded here)
+    when the kernel is longer than the window."""
+    kernel = _kernel(k)
+    if k > window.size:
+        return np.convolve(window, kernel, mode="same")
+    smooth: FloatArray = _correlate(window, kernel, "same")
+    return smooth
+
+
+def run_sum(window: FloatArray, values: list[float], lo: int, hi: int) -> float:
+    """float(window[lo:hi].sum()), bit for bit. Below 8 values numpy's pairwise sum is a plain
+    left-to-right loop from 0.0, which Python repeats faster than numpy is called."""
+    if hi - lo >= PAIRWISE_MIN:
+        return float(pairwise_sum(window[lo:hi]))
+    total = 0.0
+    for v in values[lo:hi]:
+        total += v
+    return total
+
+
+PAIRWISE_MIN = 8  # numpy's pairwise_sum unrolls into 8 accumulators from this many values
+
+
+def slice_sum(values: FloatArray) -> float:
+    """float(values.sum()) of a 1-d slice, bit for bit; short ones summed as ``run_sum`` does."""
+    if values.size >= PAIRWISE_MIN:
+        return float(pairwise_sum(values))
+    total = 0.0
+    for v in values.tolist():
+        total += v
+    return total
+
+
+def runs_at_least(z: list[float], floor: float) -> list[tuple[int, int]]:
+    """Inclusive (start, end) pairs of the runs of consecutive values ≥ ``floor``."""
+    out: list[tuple[int, int]] = []
+    start = -1
+    for i, v in enumerate(z):
+        if v >= floor:
+            if start < 0:
+                start = i
+        elif start >= 0:
+            out.append((start, i - 1))
+            start = -1
+    if start >= 0:
+        out.append((start, len(z) - 1))
+    return out
 
 
 def consecutive_runs(indices: list[int]) -> list[tuple[int, int]]:
@@ -114,13 +171,11 @@ def tier_for(z: float, current: Intensity | None, cfg: ClusterConfig) -> Intensi
     """Intensity with hysteresis: up as soon as z reaches a tier, down only once z falls
     ``hysteresis_z`` below the current tier's threshold."""
     thresholds = (cfg.z_dim, cfg.z_medium, cfg.z_bright)  # == cfg.tier_threshold(TIERS[i])
-    rank = -1
-    for i, threshold in enumerate(thresholds):
-        if z >= threshold:
-            rank = i
-    if current is None or rank > TIERS.index(current):
+    # the highest tier whose threshold z reaches (thresholds need not be ascending)
+    rank = 2 if z >= thresholds[2] else 1 if z >= thresholds[1] else 0 if z >= thresholds[0] else -1
+    if current is None or rank > RANK[current]:
         return TIERS[rank] if rank >= 0 else None
-    level = TIERS.index(current)
+    level = RANK[current]
     while level >= 0 and z < thresholds[level] - cfg.hysteresis_z:
         level -= 1
     return TIERS[level] if level >= 0 else None

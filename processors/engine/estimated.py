@@ -10,10 +10,13 @@ voluntary closes are invisible.
 
 from __future__ import annotations
 
+import bisect
 import functools
+import itertools
 import math
 import operator
 from dataclasses import dataclass
+from operator import itemgetter
 
 import msgspec
 import numpy as np
@@ -79,11 +82,12 @@ class OIChanges:
         return OIChanges(**{f: v[order] for f, v in cols.items()})
 
 
+_TIME = itemgetter(0)
 _CHANGE_FIELDS = ("ts", "price", "delta_usd", "long_share", "total_before_usd")
 
 
 @dataclass(frozen=True)
-class _Rows:
+class Rows:
     """A run of OI observations as Python lists (``code`` indexes the run's instruments)."""
 
     code: list[int]
@@ -92,8 +96,15 @@ class _Rows:
     usd: list[float]
     price: list[float]
 
-    def instrument_then_time(self, i: int) -> tuple[int, int]:
-        return self.code[i], self.ts[i]
+    @staticmethod
+    def priced_by_oi(codes: list[int], ts: IntArray, base: FloatArray, usd: FloatArray) -> Rows:
+        """Rows priced by the OI they report (USD / base), without those that imply no price:
+        before an asset's first mark price, the best price there is."""
+        price = np.divide(usd, base, out=np.zeros_like(usd), where=base > 0)
+        keep = [i for i, ok in enumerate((price > 0).tolist()) if ok]
+        cols = (codes, ts.tolist(), base.tolist(), usd.tolist(), price.tolist())
+        code, ts_, base_, usd_, price_ = ([col[i] for i in keep] for col in cols)
+        return Rows(code, ts_, base_, usd_, price_)
 
 
 @dataclass(frozen=True)
@@ -110,6 +121,28 @@ def _ratio(price: float, reference: float) -> float:
     if math.isnan(price) or price == 0.0:
         return math.nan
     return math.copysign(math.inf, price) * math.copysign(1.0, reference)
+
+
+def _totals_before(start: float, growth: list[float]) -> list[float]:
+    """Total OI before each change (time order): a running sum like np.cumsum's."""
+    totals: list[float] = []
+    running = 0.0
+    for n, g in enumerate(growth):
+        running = g if n == 0 else running + g
+        totals.append(start + running - g)
+    return totals
+
+
+def _changes(
+    ts: list[int], price: list[float], delta: list[float], share: list[float], total: list[float]
+) -> OIChanges:
+    return OIChanges(
+        np.array(ts, dtype=np.int64),
+        np.array(price, dtype=np.float64),
+        np.array(delta, dtype=np.float64),
+        np.array(share, dtype=np.float64),
+        np.array(total, dtype=np.float64),
+    )
 
 
 def is_inverse(instrument: str) -> bool:
@@ -136,6 +169,10 @@ class EstimatedLayer:
         self.weights = np.array([t[1] for t in cfg.tiers])
         self.long_mult = 1 - 1 / lev + cfg.mmr
         self.short_mult = 1 + 1 / lev - cfg.mmr
+        # per-call constants of _add_levels, shaped (side, change, tier)
+        self.side_mult = np.stack((self.long_mult, self.short_mult))[:, None, :]
+        self.w4 = self.weights[None, None, None, :]
+        self.half_lives = np.array([[self.half_life_ms], [self.fresh_half_life_ms]])
         self.state = state or EstimatedState(
             levels=np.zeros((2, grid.size)),
             fresh=np.zeros((2, grid.size)),
@@ -166,72 +203,87 @@ class EstimatedLayer:
         the change in contracts (base units) × price is new positions; inverse contracts count
         in USD. Observations not newer than the one held say nothing new and are skipped.
         """
-        held = [self._held(k, key, codes, (ts, base, usd, price)) for k, key in enumerate(keys)]
+        rows = Rows(codes.tolist(), ts.tolist(), base.tolist(), usd.tolist(), price.tolist())
+        return self.observe_rows(keys, rows)
+
+    def observe_rows(
+        self, keys: list[tuple[str, str]], rows: Rows
+    ) -> tuple[OIChanges, dict[int, int]]:
+        """``observe`` on Python lists."""
+        if not rows.code:  # nothing to compare; a new instrument has no baseline yet
+            return _changes([], [], [], [], []), {}
+        held = [self._held_row(k, key, rows) for k, key in enumerate(keys)]
         # Plain Python over the rows (a run holds ~10-40): the same float operations, in the
         # same order, as the column version this replaced, at a fraction of numpy's per-call cost.
-        rows = _Rows(codes.tolist(), ts.tolist(), base.tolist(), usd.tolist(), price.tolist())
-        order = sorted(range(len(rows.code)), key=rows.instrument_then_time)
+        order = sorted(
+            range(len(rows.code)), key=list(zip(rows.code, rows.ts, strict=True)).__getitem__
+        )
         fresh = [i for i in order if rows.ts[i] > held[rows.code[i]].ts]
         deltas, growth, previous_px, firsts_at = self._deltas(rows, fresh, held)
-        share = self._shares(rows, fresh, previous_px)
-        self._hold_last_rows(rows, fresh, held)
-        by_time = sorted(range(len(fresh)), key=[rows.ts[i] for i in fresh].__getitem__)
-        # ndarray.sum (pairwise) for the total, a running sum (== np.cumsum) per change
+        fresh_ts = [rows.ts[i] for i in fresh]
+        fresh_px = [rows.price[i] for i in fresh]
+        share = self._shares(fresh_ts, fresh_px, previous_px)
+        # ndarray.sum (pairwise) for the total
         start = self.state.total_oi_usd - float(np.add.reduce(np.array(growth, dtype=np.float64)))
-        total_before: list[float] = []
-        running = 0.0
-        for n, j in enumerate(by_time):
-            running = growth[j] if n == 0 else running + growth[j]
-            total_before.append(start + running - growth[j])
-        changes = OIChanges(
-            np.array([rows.ts[fresh[j]] for j in by_time], dtype=np.int64),
-            np.array([rows.price[fresh[j]] for j in by_time], dtype=np.float64),
-            np.array([deltas[j] for j in by_time], dtype=np.float64),
-            np.array([share[j] for j in by_time], dtype=np.float64),
-            np.array(total_before, dtype=np.float64),
-        )
+        if all(a <= b for a, b in itertools.pairwise(fresh_ts)):
+            # already in time order (one row per instrument, the usual case): no reordering
+            firsts = {rows.code[fresh[j]]: j for j in firsts_at}
+            return _changes(
+                fresh_ts, fresh_px, deltas, share, _totals_before(start, growth)
+            ), firsts
+        by_time = sorted(range(len(fresh)), key=fresh_ts.__getitem__)
         position = [0] * len(by_time)
         for n, j in enumerate(by_time):
             position[j] = n
-        firsts = {rows.code[fresh[j]]: position[j] for j in firsts_at}
-        return changes, firsts
+        changes = _changes(
+            [fresh_ts[j] for j in by_time],
+            [fresh_px[j] for j in by_time],
+            [deltas[j] for j in by_time],
+            [share[j] for j in by_time],
+            _totals_before(start, [growth[j] for j in by_time]),
+        )
+        return changes, {rows.code[fresh[j]]: position[j] for j in firsts_at}
 
     def _deltas(
-        self, rows: _Rows, fresh: list[int], held: list[InstrumentOI]
+        self, rows: Rows, fresh: list[int], held: list[InstrumentOI]
     ) -> tuple[list[float], list[float], list[float], list[int]]:
         """Per fresh row (sorted by instrument, then time): the change in positions, the change
-        in USD open interest, the price before; and which rows are an instrument's first."""
+        in USD open interest, the price before; and which rows are an instrument's first.
+
+        Each instrument's newest fresh row becomes its held observation (after its first row
+        read the held one: rows come grouped by instrument).
+        """
+        code, base, usd, price = rows.code, rows.base, rows.usd, rows.price
         deltas: list[float] = []
         growth: list[float] = []
         previous_px: list[float] = []
         firsts_at: list[int] = []
+        last = len(fresh) - 1
         last_code = -1
-        b_base = b_usd = b_px = 0.0
         for j, i in enumerate(fresh):
-            k = rows.code[i]
+            k = code[i]
             if k != last_code:
                 h = held[k]
-                b_base, b_usd, b_px = h.oi_base, h.oi_usd, h.price
+                b_base, b_usd, b_px, inverse = h.oi_base, h.oi_usd, h.price, h.inverse
                 firsts_at.append(j)
                 last_code = k
-            g = rows.usd[i] - b_usd
+            g = usd[i] - b_usd
             growth.append(g)
-            deltas.append(g if held[k].inverse else (rows.base[i] - b_base) * rows.price[i])
+            deltas.append(g if inverse else (base[i] - b_base) * price[i])
             previous_px.append(b_px)
-            b_base, b_usd, b_px = rows.base[i], rows.usd[i], rows.price[i]
+            b_base, b_usd, b_px = base[i], usd[i], price[i]
+            if j == last or code[fresh[j + 1]] != k:
+                self.state.total_oi_usd += usd[i] - h.oi_usd
+                h.oi_base, h.oi_usd, h.price, h.ts = base[i], usd[i], price[i], rows.ts[i]
         return deltas, growth, previous_px, firsts_at
 
-    def _shares(self, rows: _Rows, fresh: list[int], previous_px: list[float]) -> list[float]:
+    def _shares(self, ts: list[int], prices: list[float], previous_px: list[float]) -> list[float]:
         """Long share of each fresh row's new positions (``_long_share`` on Python floats)."""
-        prices = [rows.price[i] for i in fresh]
         reference = previous_px
-        if self.cfg.direction_window_s > 0 and fresh:
-            ts = np.array([rows.ts[i] for i in fresh], dtype=np.int64)
-            px = np.array(prices, dtype=np.float64)
-            prev = np.array(previous_px, dtype=np.float64)
-            reference = self._reference(ts, px, prev).tolist()
+        if self.cfg.direction_window_s > 0 and ts:
+            reference = self._reference_rows(ts, prices)
         if self.cfg.split == "even":
-            return [0.5] * len(fresh)
+            return [0.5] * len(ts)
         full = self.cfg.direction_full_bp / 10_000.0
         bias = self.cfg.direction_bias
         shares: list[float] = []
@@ -241,20 +293,25 @@ class EstimatedLayer:
             shares.append(0.5 + bias * (-1.0 if x < -1.0 else 1.0 if x > 1.0 else x))
         return shares
 
-    def _hold_last_rows(self, rows: _Rows, fresh: list[int], held: list[InstrumentOI]) -> None:
-        """Each instrument's newest fresh row becomes its held observation."""
-        for j, i in enumerate(fresh):
-            k = rows.code[i]
-            if j + 1 < len(fresh) and rows.code[fresh[j + 1]] == k:
-                continue
-            h = held[k]
-            self.state.total_oi_usd += rows.usd[i] - h.oi_usd
-            h.oi_base, h.oi_usd, h.price, h.ts = (
-                rows.base[i],
-                rows.usd[i],
-                rows.price[i],
-                rows.ts[i],
+    def _held_row(self, k: int, key: tuple[str, str], rows: Rows) -> InstrumentOI:
+        """``_held`` on Python lists."""
+        venue, instrument = key
+        name = f"{venue}:{instrument}"
+        held = self.state.instruments.get(name)
+        if held is None:
+            # np.argmax(codes == k): the first row of the instrument (row 0 if it has none)
+            i = rows.code.index(k) if k in rows.code else 0
+            held = self.state.instruments[name] = InstrumentOI(
+                venue=venue,
+                instrument=instrument,
+                inverse=is_inverse(instrument),
+                oi_base=rows.base[i],
+                oi_usd=rows.usd[i],
+                price=rows.price[i],
+                ts=rows.ts[i],
             )
+            self.state.total_oi_usd += rows.usd[i]
+        return held
 
     def _held(
         self,
@@ -293,26 +350,42 @@ class EstimatedLayer:
         window_ms = self.cfg.direction_window_s * 1000
         if window_ms <= 0 or ts.size == 0:
             return previous
-        held = self.state.prices
-        hist_ts = np.array([h[0] for h in held] + ts.tolist(), dtype=np.int64)
-        hist_px = np.array([h[1] for h in held] + price.tolist())
-        order = np.argsort(hist_ts, kind="stable")
-        hist_ts, hist_px = hist_ts[order], hist_px[order]
-        at = np.searchsorted(hist_ts, ts - window_ms, side="right") - 1
-        reference = hist_px[np.maximum(at, 0)]
-        self._keep_history(hist_ts, hist_px, window_ms)
-        return np.asarray(reference, dtype=np.float64)
+        return np.array(self._reference_rows(ts.tolist(), price.tolist()), dtype=np.float64)
 
-    def _keep_history(self, hist_ts: IntArray, hist_px: FloatArray, window_ms: int) -> None:
-        """Keeps the last point of each second over the window, plus one older anchor."""
-        second = hist_ts // 1000
-        last_of_second = np.append(second[1:] != second[:-1], True)
-        hist_ts, hist_px = hist_ts[last_of_second], hist_px[last_of_second]
-        inside = np.flatnonzero(hist_ts >= int(hist_ts[-1]) - window_ms)
-        start = max(int(inside[0]) - 1, 0)
-        self.state.prices = list(
-            zip(hist_ts[start:].tolist(), hist_px[start:].tolist(), strict=True)
-        )
+    def _reference_rows(self, ts: list[int], price: list[float]) -> list[float]:
+        """``_reference`` on Python lists (a run holds ~10-40 rows, the history ~60 points):
+        the same stable time sort and ``searchsorted(side="right") - 1`` lookups; only values
+        are picked, never computed, so the result is exactly numpy's."""
+        window_ms = self.cfg.direction_window_s * 1000
+        history = self.state.prices
+        new = sorted(zip(ts, price, strict=True), key=_TIME)  # stable, as argsort(kind="stable")
+        points = history + new  # the history is time-sorted (written only by _keep_history)
+        if history and history[-1][0] > new[0][0]:
+            points.sort(key=_TIME)  # a point older than the history's newest: merge (stable)
+        times = [p[0] for p in points]
+        reference = []
+        for t in ts:
+            at = bisect.bisect_right(times, t - window_ms) - 1
+            reference.append(points[at if at > 0 else 0][1])
+        self._keep_history(points, times, window_ms)
+        return reference
+
+    def _keep_history(
+        self, points: list[tuple[int, float]], times: list[int], window_ms: int
+    ) -> None:
+        """Keeps the last point of each second over the window, plus one older anchor.
+
+        ``points`` are time-sorted. The anchor is the last point of a second that precedes the
+        first one inside the window; nothing before it is kept, so only the tail is scanned.
+        """
+        anchor = bisect.bisect_left(times, times[-1] - window_ms) - 1
+        while anchor >= 0 and times[anchor] // 1000 == times[anchor + 1] // 1000:
+            anchor -= 1
+        start = max(anchor, 0)
+        seconds = [t // 1000 for t in times[start:]]
+        kept = [p for p, a, b in zip(points[start:], seconds, seconds[1:], strict=False) if a != b]
+        kept.append(points[-1])
+        self.state.prices = kept
 
     def _long_share(self, ret: FloatArray) -> FloatArray:
         """Share of new open interest assumed to be leveraged longs, from the price move."""
@@ -332,33 +405,36 @@ class EstimatedLayer:
         now = int(changes.ts.max())
         self.decay_to(now)
         deltas = changes.delta_usd.tolist()
-        factors = self._removal_factors(changes, deltas)
-        # in Python, in numpy's order: np.prod and np.cumprod multiply sequentially
-        total_factor = functools.reduce(operator.mul, factors)
-        after = [1.0] * len(factors)
-        running = 1.0
-        for i in range(len(factors) - 1, 0, -1):
-            running = factors[i] if i == len(factors) - 1 else running * factors[i]
-            after[i - 1] = running
-        if total_factor != 1.0:
-            self.state.removed_usd += (1 - total_factor) * float(self.state.levels.sum())
-            self.state.levels *= total_factor
-            self.state.fresh *= total_factor
+        after = [1.0] * len(deltas)
+        if any(d < 0 for d in deltas):  # else every factor is 1: nothing to scale
+            factors, level_total = self._removal_factors(changes, deltas)
+            # in Python, in numpy's order: np.prod and np.cumprod multiply sequentially
+            total_factor = functools.reduce(operator.mul, factors)
+            running = 1.0
+            for i in range(len(factors) - 1, 0, -1):
+                running = factors[i] if i == len(factors) - 1 else running * factors[i]
+                after[i - 1] = running
+            if total_factor != 1.0:
+                self.state.removed_usd += (1 - total_factor) * level_total
+                self.state.levels *= total_factor
+                self.state.fresh *= total_factor
         if any(d > 0 for d in deltas):
             adds = changes.delta_usd > 0
             self._add_levels(changes, adds, np.array(after, dtype=np.float64), now)
 
-    def _removal_factors(self, changes: OIChanges, deltas: list[float]) -> list[float]:
-        """Per change, the factor every level keeps (1 for rises).
+    def _removal_factors(
+        self, changes: OIChanges, deltas: list[float]
+    ) -> tuple[list[float], float]:
+        """Per change, the factor every level keeps (1 for rises); and the levels' total
+        before any change.
 
         ``removal = "layer"``: a fall of ΔOI removes ΔOI from the layer (the positions we saw
         open); ``"open_interest"``: the share ΔOI / total OI of every level.
         """
         factors = [1.0] * len(deltas)
-        if not any(d < 0 for d in deltas):
-            return factors
+        level_total = float(self.state.levels.sum())
         by_layer = self.cfg.removal == "layer"
-        total = float(self.state.levels.sum())
+        total = level_total
         totals_before = [] if by_layer else changes.total_before_usd.tolist()
         rises_so_far = 0.0  # np.cumsum of the rises, sequential like numpy's
         grown = 0.0
@@ -375,28 +451,44 @@ class EstimatedLayer:
             keep = max(0.0, 1.0 + delta / base) if base > 0 else 1.0
             total *= keep
             factors[i] = keep
-        return factors
+        return factors, level_total
 
     def _add_levels(self, c: OIChanges, adds: BoolArray, after: FloatArray, now: int) -> None:
-        age = (now - c.ts[adds]).astype(np.float64)
-        usd = c.delta_usd[adds] * after[adds]
-        kept = usd * np.exp2(-age / self.half_life_ms)
-        fresh = usd * np.exp2(-age / self.fresh_half_life_ms)
-        share = c.long_share[adds][:, None]
-        price = c.price[adds][:, None]
-        self.state.added_usd += float(kept.sum())
-        w = self.weights[None, :]
-        long_px, short_px = price * self.long_mult[None, :], price * self.short_mult[None, :]
-        # bucket indices once per side, shared by the levels and their fresh copy
-        long_at, short_at = self._buckets(long_px), self._buckets(short_px)
-        for arr, amount in ((self.state.levels, kept), (self.state.fresh, fresh)):
-            self._deposit(arr[LONG], long_at, amount[:, None] * share * w)
-            self._deposit(arr[SHORT], short_at, amount[:, None] * (1 - share) * w)
+        rows = slice(None) if np.count_nonzero(adds) == adds.size else adds  # a slice: no copy
+        age = (now - c.ts[rows]).astype(np.float64)
+        # (layer, change): the levels and their fresh copy, each with its half-life
+        amount = (c.delta_usd[rows] * after[rows]) * np.exp2(-age / self.half_lives)
+        share = c.long_share[rows]
+        self.state.added_usd += float(amount[0].sum())
+        parts = np.empty((2, share.size))  # (side, change)
+        parts[LONG], parts[SHORT] = share, 1 - share
+        # (layer, side, change, tier): the same element-wise products as side by side
+        amounts = (amount[:, None, :, None] * parts[None, :, :, None]) * self.w4
+        idx = self.grid.indices((c.price[rows][None, :, None] * self.side_mult).reshape(-1))
+        # one reduction for both bounds: a negative index is a huge unsigned one
+        if int(idx.view(np.uint64).max()) >= self.grid.size:
+            self._deposit_by_side(idx, amounts)
+            return
+        self.state.off_grid_usd += 0.0  # == the empty sums, kept for -0.0's sake
+        idx[idx.size // 2 :] += self.grid.size  # short rows: indices into the flat (2, size)
+        for arr, layer_amounts in zip(self.arrays(), amounts, strict=True):
+            if arr.flags.c_contiguous:
+                # sides never share a flat index: each bucket's adds keep their order
+                np.add.at(arr.reshape(-1), idx, layer_amounts.reshape(-1))
+            else:
+                np.add.at(arr, np.divmod(idx, self.grid.size), layer_amounts.reshape(-1))
 
-    def _buckets(self, prices: FloatArray) -> _Buckets:
-        idx = self.grid.indices(prices.reshape(-1))
+    def _deposit_by_side(self, idx: IntArray, amounts: FloatArray) -> None:
+        """Some levels fall off the grid: side by side, the off-grid tally in its order."""
         on_grid = (idx >= 0) & (idx < self.grid.size)
-        return _Buckets(idx, on_grid, bool(on_grid.all()))
+        half = idx.size // 2
+        sides = [
+            (side, _Buckets(idx[rows], on_grid[rows], False))
+            for side, rows in ((LONG, slice(0, half)), (SHORT, slice(half, None)))
+        ]
+        for arr, layer_amounts in zip(self.arrays(), amounts, strict=True):
+            for side, buckets in sides:
+                self._deposit(arr[side], buckets, layer_amounts[side])
 
     def _deposit(self, target: FloatArray, buckets: _Buckets, usd: FloatArray) -> None:
         amounts = usd.reshape(-1)
@@ -421,8 +513,9 @@ class EstimatedLayer:
         levels = self.state.levels
         lo_i = min(max(self.grid.index(low), 0), self.grid.size)
         hi_i = min(max(self.grid.index(high) + 1, 0), self.grid.size)
-        long_idx = np.flatnonzero(levels[LONG, lo_i:]) + lo_i
-        short_idx = np.flatnonzero(levels[SHORT, :hi_i])
+        # nonzero() on the 1-d rows: np.flatnonzero's result without its ravel
+        long_idx = levels[LONG, lo_i:].nonzero()[0] + lo_i
+        short_idx = levels[SHORT, :hi_i].nonzero()[0]
         if long_idx.size == 0 and short_idx.size == 0:
             # the usual case (crossed levels are gone already): nothing to zero or count
             return Consumed(long_idx, _NO_USD, short_idx, _NO_USD)

@@ -35,7 +35,8 @@ class PriceGrid:
         return math.floor(math.log(price) / self.step)
 
     def index(self, price: float) -> int:
-        return self.global_index(price) - self.offset
+        # global_index inlined: several calls per asset per second
+        return math.floor(math.log(price) / self.step) - self.offset
 
     def indices(self, prices: FloatArray) -> IntArray:
         return np.floor(np.log(prices) / self.step).astype(np.int64) - self.offset

@@ -10,7 +10,10 @@ notional of that side, at the OI observation's time.
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
+import numpy as np
 
 from processors.engine.common import FloatArray, IntArray
 
@@ -28,29 +31,35 @@ class ForcedTally(msgspec.Struct, kw_only=True):
 
 
 def tally_run(
-    tallies: list[ForcedTally], codes: IntArray, ts: IntArray, side: IntArray, usd: FloatArray
+    tallies: list[ForcedTally],
+    codes: IntArray | list[int],
+    ts: IntArray,
+    side: IntArray,
+    usd: FloatArray,
 ) -> None:
     """Adds a time-sorted run of liquidations; ``codes[i]`` indexes ``tallies``."""
-    sums: dict[int, float] = {}
-    # per (instrument, side) group: [distinct seconds, first second, last second]
-    seconds: dict[int, list[int]] = {}
-    groups = (codes * 2 + side).tolist()
-    for g, sec, x in zip(groups, (ts // 1000).tolist(), usd.tolist(), strict=True):
-        sums[g] = sums.get(g, 0.0) + x  # in row order from 0.0, as np.bincount sums
-        seen = seconds.get(g)
+    # per (instrument, side) group: [distinct seconds, first second, last second, USD]
+    groups: dict[int, list[Any]] = {}
+    codes = codes.tolist() if isinstance(codes, np.ndarray) else codes
+    rows = zip(codes, side.tolist(), (ts // 1000).tolist(), usd.tolist(), strict=True)
+    for code, k, sec, x in rows:
+        g = code * 2 + k
+        seen = groups.get(g)
         if seen is None:
-            seconds[g] = [1, sec, sec]
-        elif sec != seen[2]:  # rows are time-sorted: a new second
-            seen[0] += 1
-            seen[2] = sec
-    for g in sorted(seconds):
-        distinct, first, last = seconds[g]
+            groups[g] = [1, sec, sec, 0.0 + x]  # in row order from 0.0, as np.bincount sums
+        else:
+            seen[3] += x
+            if sec != seen[2]:  # rows are time-sorted: a new second
+                seen[0] += 1
+                seen[2] = sec
+    for g in sorted(groups):
+        distinct, first, last, total = groups[g]
         t, k = tallies[g // 2], g % 2
         if first == t.last_second[k]:
             distinct -= 1  # that second was already counted in an earlier run
         t.seconds[k] += distinct
         t.last_second[k] = last
-        t.usd[k] += sums[g]
+        t.usd[k] += total
 
 
 def implied(t: ForcedTally, raw_delta_usd: float, min_seconds: int) -> tuple[int, float] | None:

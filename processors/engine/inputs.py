@@ -75,22 +75,25 @@ def _split(
 
 
 def _positive(*cols: FloatArray) -> BoolArray:
-    ok = np.ones(cols[0].shape, dtype=bool)
-    for col in cols:
+    ok: BoolArray = np.isfinite(cols[0]) & (cols[0] > 0)
+    for col in cols[1:]:
         ok &= np.isfinite(col) & (col > 0)
     return ok
 
 
 def _take(events: list[T], idx: IntArray) -> list[T]:
-    if idx.size == len(events) and bool((idx == np.arange(idx.size)).all()):
-        return events
-    return [events[i] for i in idx.tolist()]
+    return list(map(events.__getitem__, idx.tolist()))
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {
+    cls: tuple(f.name for f in fields(cls)) for cls in (LiqColumns, MarkColumns, OIColumns)
+}
 
 
 def sliced(cols: C, a: int, b: int) -> C:
     """Rows [a, b) of a column set."""
-    parts = {f.name: getattr(cols, f.name)[a:b] for f in fields(cols)}
-    return replace(cols, **parts)
+    cls = type(cols)
+    return cls(*[getattr(cols, name)[a:b] for name in _FIELD_NAMES[cls]])
 
 
 def sliced_mask(cols: C, mask: BoolArray) -> C:
@@ -103,8 +106,10 @@ def sliced_mask(cols: C, mask: BoolArray) -> C:
     return replace(cols, **parts)
 
 
-def _order(ts: IntArray, ok: BoolArray) -> IntArray:
+def _order(ts: IntArray, ok: BoolArray, all_ok: bool) -> IntArray:
     """Indices of the valid events in time order (stable: ties keep arrival order)."""
+    if all_ok:  # the usual case: no selection first
+        return np.argsort(ts, kind="stable")
     keep = np.flatnonzero(ok)
     return keep[np.argsort(ts[keep], kind="stable")]
 
@@ -136,7 +141,7 @@ def liquidation_columns(events: list[Liquidation]) -> tuple[LiqColumns, list[Dea
     has_fill = np.isfinite(fill) & (fill > 0)
     price = np.where(has_fill, fill, _col(events, _PRICE, n))
     dead, ok = _split(events, _positive(price, usd) & (ts > 0), "liquidation", "bad price")
-    idx = _order(ts, ok)
+    idx = _order(ts, ok, not dead)
     cols = LiqColumns(
         events=_take(events, idx),
         ts=ts[idx],
@@ -154,7 +159,7 @@ def mark_columns(events: list[MarkPrice]) -> tuple[MarkColumns, list[DeadLetter]
     ts = _col(events, _TS, n, np.int64)
     price = _col(events, _MARK, n)
     dead, ok = _split(events, _positive(price) & (ts > 0), "mark_price", "bad mark price")
-    idx = _order(ts, ok)
+    idx = _order(ts, ok, not dead)
     return MarkColumns(events=_take(events, idx), ts=ts[idx], price=price[idx]), dead
 
 
@@ -164,7 +169,7 @@ def oi_columns(events: list[OpenInterest]) -> tuple[OIColumns, list[DeadLetter]]
     base, usd = _col(events, _OI_BASE, n), _col(events, _OI_USD, n)
     ok = np.isfinite(base) & np.isfinite(usd) & (base >= 0) & (usd >= 0) & (ts > 0)
     dead, ok = _split(events, ok, "open_interest", "bad open interest")
-    idx = _order(ts, ok)
+    idx = _order(ts, ok, not dead)
     cols = OIColumns(events=_take(events, idx), ts=ts[idx], base=base[idx], usd=usd[idx])
     return cols, dead
 
@@ -186,3 +191,23 @@ def group_by_instrument(
         index = {k: i for i, k in enumerate(keys)}
         codes = np.fromiter(map(index.__getitem__, pairs), np.int64, len(events))
     return [(str(v), i) for v, i in keys], codes, list(latest.values())
+
+
+def instrument_codes(events: list[E]) -> tuple[list[tuple[str, str]], list[int], list[E]]:
+    """``group_by_instrument`` with the key indices as a Python list (for the OI rows)."""
+    pairs: list[tuple[str, str]] = list(map(_VENUE_INSTRUMENT, events))
+    latest = dict(zip(pairs, events, strict=True))
+    if len(latest) == 1:
+        codes = [0] * len(events)
+    elif len(latest) == len(pairs):  # one event per instrument: codes are positions
+        codes = list(range(len(pairs)))
+    else:
+        index = dict(zip(latest, range(len(latest)), strict=True))
+        codes = list(map(index.__getitem__, pairs))
+    return [(str(v), i) for v, i in latest], codes, list(latest.values())
+
+
+def latest_by_instrument(events: list[E]) -> dict[tuple[str, str], E]:
+    """The last event of each (venue, instrument), keys in first-seen order (the venue as
+    the event holds it: a ``Venue``, equal to and hashing as its string)."""
+    return dict(zip(map(_VENUE_INSTRUMENT, events), events, strict=True))

@@ -8,9 +8,11 @@ presented as fresh.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import msgspec
 
-from liqwatch.schema import Completeness, VenueCoverage
+from liqwatch.schema import Completeness, MarkPrice, VenueCoverage
 from processors.engine.config import StalenessConfig
 
 DEFAULT_COMPLETENESS = {
@@ -48,6 +50,7 @@ class MarketContext:
     def __init__(self, cfg: StalenessConfig, state: MarketState | None = None) -> None:
         self.cfg = cfg
         self.state = state or MarketState()
+        self._stale_after: dict[str, float] = {}
 
     def seen(self, venue: str, instrument: str, ts: int, completeness: Completeness | None) -> None:
         s = self.state
@@ -59,6 +62,31 @@ class MarketContext:
         if completeness is not None:
             info.completeness = completeness
         s.instruments[instrument] = max(s.instruments.get(instrument, 0), ts)
+
+    def seen_all(self, keys: list[tuple[str, str]], ts: list[int]) -> None:
+        """``seen`` (no completeness) for each (venue, instrument) at its time, in order.
+
+        A run calls this for every instrument it holds: one loop instead of a call each."""
+        s = self.state
+        for (venue, instrument), t in zip(keys, ts, strict=True):
+            _touch(s, venue, instrument, t)
+
+    def marks_seen(self, latest: Iterable[MarkPrice]) -> None:
+        """``seen`` then ``mark`` for each instrument's latest mark price, in order (their
+        bodies in one loop, as in ``seen_all``)."""
+        s = self.state
+        marks = s.marks
+        for e in latest:
+            venue, t = str(e.venue), e.ts_event
+            _touch(s, venue, e.instrument, t)
+            key = f"{venue}:{e.instrument}"
+            prev = marks.get(key)
+            if prev is None:
+                marks[key] = MarkInfo(venue=venue, price=e.mark_price, funding=e.funding_rate, ts=t)
+            elif t >= prev.ts:
+                prev.price, prev.ts = e.mark_price, t
+                if e.funding_rate is not None:
+                    prev.funding = e.funding_rate
 
     def mark(
         self, venue: str, instrument: str, price: float, funding: float | None, ts: int
@@ -78,8 +106,13 @@ class MarketContext:
             self.state.price, self.state.price_ts = price, ts
 
     def stale_after_ms(self, venue: str) -> float:
-        cadence = self.cfg.cadence_ms.get(venue, self.cfg.default_cadence_ms)
-        return max(self.cfg.stale_factor * cadence, self.cfg.min_stale_ms)
+        after = self._stale_after.get(venue)
+        if after is None:  # once per venue: the config is frozen
+            cadence = self.cfg.cadence_ms.get(venue, self.cfg.default_cadence_ms)
+            after = self._stale_after[venue] = max(
+                self.cfg.stale_factor * cadence, self.cfg.min_stale_ms
+            )
+        return after
 
     def coverage(self, now: int) -> list[VenueCoverage]:
         return [
@@ -98,6 +131,9 @@ class MarketContext:
         stale = sorted(
             v for v, info in venues.items() if now - info.last_ts > self.stale_after_ms(v)
         )
+        if stale == self.state.stale:  # the usual case: no venue changed
+            self.state.stale = stale
+            return [], []
         before = set(self.state.stale)
         self.state.stale = stale
         return [v for v in stale if v not in before], [v for v in before if v not in stale]
@@ -127,3 +163,18 @@ class MarketContext:
         if not history or now - history[0][0] < 5 * OI_SAMPLE_MS:
             return None
         return total_usd - history[0][1]
+
+
+def _touch(s: MarketState, venue: str, instrument: str, t: int) -> None:
+    """``seen`` without completeness: the venue's and the instrument's last time."""
+    info = s.venues.get(venue)
+    if info is None:
+        default = DEFAULT_COMPLETENESS.get(venue, Completeness.COMPLETE)
+        s.venues[venue] = VenueInfo(last_ts=t, completeness=default)
+    elif t > info.last_ts:
+        info.last_ts = t
+    held = s.instruments.get(instrument)
+    if held is None:
+        s.instruments[instrument] = max(0, t)
+    elif t > held:
+        s.instruments[instrument] = t

@@ -11,6 +11,7 @@ timeframes whose pressure has the same sign; ``conflicted`` when directional tim
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import msgspec
@@ -44,12 +45,18 @@ class PressureTracker:
     ) -> None:
         self.cfg = cfg
         self.cadence_ms = [t * 1000 // 4 for t in timeframes_s]
+        self._gcd_ms = math.gcd(*self.cadence_ms) or 1
         n = len(timeframes_s)
         self.state = state or PressureState(
             samples=np.zeros((n, cfg.history)),
             count=np.zeros(n, dtype=np.int64),
             value=np.zeros(n),
         )
+
+    def due(self, now: int) -> bool:
+        """Whether ``tick(now)`` samples any timeframe (most seconds it samples none)."""
+        # every cadence is a multiple of their gcd: one modulo rejects most seconds
+        return now % self._gcd_ms == 0 and any(now % c == 0 for c in self.cadence_ms)
 
     def tick(self, now: int, x_by_tf: list[float]) -> list[PressureShift]:
         """Samples every timeframe whose cadence divides ``now``; returns transitions."""

@@ -18,7 +18,8 @@ HOUR_TF = 2  # index of the 1 h timeframe in the realized layer
 
 def sparse(values: FloatArray, lo: int = 0) -> list[tuple[int, float]]:
     nz = np.flatnonzero(values > 0)
-    return [(int(i) + lo, float(values[i])) for i in nz]
+    # one gather and two tolist calls instead of a numpy scalar per entry
+    return [(i + lo, v) for i, v in zip(nz.tolist(), values[nz].tolist(), strict=True)]
 
 
 def heatmap_snapshot(

@@ -12,6 +12,7 @@ reported as soon as it is confirmed, or unconfirmed once the confirmation window
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import msgspec
@@ -65,6 +66,28 @@ class SweepResult:
     ts: int
 
 
+def _bucket_range(tracker: ClusterTracker, low: float, high: float) -> tuple[float, float]:
+    """Global bucket indices of the run's extremes (±inf when they say nothing).
+
+    A bucket index is ``floor(log(p) / step)``: its rounding error is ~1e-15 of a bucket, so a
+    price two buckets beyond a band's edge index is beyond the edge itself.
+    """
+    grid = tracker.grid
+    low_at = grid.global_index(low) if 0 < low < math.inf else -math.inf
+    high_at = grid.global_index(high) if 0 < high < math.inf else math.inf
+    return low_at, high_at
+
+
+def _inside(side: int, prices: FloatArray, lo: float, hi: float) -> BoolArray:
+    inside: BoolArray = prices < hi if side == LONG else prices > lo
+    return inside
+
+
+def _crossed(side: int, prices: FloatArray, lo: float, hi: float) -> BoolArray:
+    crossed: BoolArray = prices < lo if side == LONG else prices > hi
+    return crossed
+
+
 class SweepDetector:
     def __init__(self, cfg: SweepConfig, bucket_bp: float, state: SweepState | None = None) -> None:
         self.cfg = cfg
@@ -76,6 +99,8 @@ class SweepDetector:
 
     def credit(self, tracker: ClusterTracker, consumed: Consumed) -> None:
         """Adds the estimated USD that price consumed to the clusters it came from."""
+        if not (consumed.long_idx.size or consumed.short_idx.size):
+            return  # the usual case: nothing consumed
         for c in tracker.clusters:
             idx, usd = (
                 (consumed.long_idx, consumed.long_usd)
@@ -87,22 +112,45 @@ class SweepDetector:
                 c.consumed += float(usd[inside].sum())
 
     def on_prices(
-        self, ts: IntArray, prices: FloatArray, tracker: ClusterTracker
+        self,
+        ts: IntArray,
+        prices: FloatArray,
+        tracker: ClusterTracker,
+        low: float | None = None,
+        high: float | None = None,
     ) -> tuple[list[SweepResult], list[str]]:
-        """Checks a time-sorted run of mark prices; returns finished sweeps, swept cluster ids."""
+        """Checks a time-sorted run of mark prices; returns finished sweeps, swept cluster ids.
+
+        ``low``/``high``: the run's extremes when the caller has them already.
+        """
         swept: list[str] = []
         before = self.state.last_price or float(prices[0])
+        low = float(prices.min()) if low is None else low
+        high = float(prices.max()) if high is None else high
+        if math.isnan(low) or math.isnan(high):
+            low, high = -math.inf, math.inf  # NaN prices: the extremes prove nothing
+        last = float(prices[-1])
+        low_at, high_at = _bucket_range(tracker, low, high)
         for c in list(tracker.clusters):
+            if (c.hi + 2 <= low_at) if c.side == LONG else (c.lo - 2 >= high_at):
+                # price stayed over a bucket away from the band (no edge needed): not inside
+                c.ever_touched = c.ever_touched or False
+                c.touched_at = 0
+                continue
             lo, hi = tracker.band(c)
+            # whether any price is inside / through the band, from the run's extremes: the
+            # arrays are only built for a cluster that price reached
             if c.side == LONG:
-                inside, crossed = prices < hi, prices < lo
+                reached, through, ends_inside = low < hi, low < lo, last < hi
             else:
-                inside, crossed = prices > lo, prices > hi
-            j = int(np.argmax(inside)) if inside.any() else -1
+                reached, through, ends_inside = high > lo, high > hi, last > lo
+            inside = _inside(c.side, prices, lo, hi) if reached else None
+            j = int(np.argmax(inside)) if inside is not None and inside.any() else -1
             first_inside = int(ts[j]) if j >= 0 else 0
             if j >= 0 and not c.touched_at:
                 c.price_before = float(prices[j - 1]) if j > 0 else before
-            if crossed.any():
+            crossed = _crossed(c.side, prices, lo, hi) if through else None
+            if crossed is not None and crossed.any():
                 # consumed either way; only clusters intense enough are reported as sweeps
                 if self._sweepable(c):
                     k = int(np.argmax(crossed))
@@ -118,8 +166,8 @@ class SweepDetector:
                 tracker.remove(c.cid)
                 continue
             c.ever_touched = c.ever_touched or first_inside > 0
-            c.touched_at = (c.touched_at or first_inside) if inside[-1] else 0
-        self.state.last_price = float(prices[-1])
+            c.touched_at = (c.touched_at or first_inside) if ends_inside else 0
+        self.state.last_price = last
         return self._resolve(int(ts[-1]), final=False), swept
 
     def _sweepable(self, c: TrackedCluster) -> bool:

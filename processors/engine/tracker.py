@@ -28,10 +28,12 @@ import msgspec
 from msgspec.structs import replace as copy
 
 from liqwatch.schema import Intensity
-from processors.engine.clusters import TIERS, RawCluster, tier_for
+from processors.engine.clusters import TIERS, RawCluster, pairwise_sum, slice_sum, tier_for
 from processors.engine.common import LONG, FloatArray
 from processors.engine.config import ClusterConfig
 from processors.engine.grid import PriceGrid
+
+STRONG = (Intensity.MEDIUM, Intensity.BRIGHT)  # tiers that can be a side's dominant cluster
 
 
 class TrackedCluster(msgspec.Struct, kw_only=True):
@@ -81,6 +83,7 @@ class ClusterTracker:
         self.grid = grid
         self.state = state or TrackerState()
         self._largest_new = [0.0, 0.0]  # per side, this evaluation's largest new-position band
+        self._fresh_sums: tuple[float, float] | None = None  # per side, summed once per update
 
     @property
     def clusters(self) -> list[TrackedCluster]:
@@ -128,6 +131,7 @@ class ClusterTracker:
         ``fresh`` its fast-fading copy."""
         events: list[ShiftEvent] = []
         seen: set[str] = set()
+        self._fresh_sums = None  # fresh changes between evaluations, never during one
         if self.cfg.form_largest_share > 0:
             self._largest_new = self._largest_new_per_side(raws, fresh)
         for raw in sorted(raws, key=lambda r: (-r.notional, r.side, r.lo)):
@@ -144,11 +148,13 @@ class ClusterTracker:
 
     def _match(self, raw: RawCluster, seen: set[str]) -> TrackedCluster | None:
         best, best_overlap = None, 0
+        side, lo, hi = raw.side, raw.lo, raw.hi
         for c in self.state.clusters:
-            if c.side != raw.side or c.cid in seen:
+            if c.side != side or c.cid in seen:
                 continue
-            overlap = min(c.hi, raw.hi) - max(c.lo, raw.lo) + 2  # touching bands match too
-            if overlap > best_overlap:
+            # min(c.hi, hi) - max(c.lo, lo) + 2, without the builtin calls (runs per pair)
+            overlap = (c.hi if c.hi < hi else hi) - (c.lo if c.lo > lo else lo) + 2
+            if overlap > best_overlap:  # touching bands match too
                 best, best_overlap = c, overlap
         return best
 
@@ -234,7 +240,7 @@ class ClusterTracker:
 
     def _new_usd(self, side: int, lo: int, hi: int, fresh: FloatArray) -> float:
         a, b = lo - self.grid.offset, hi - self.grid.offset + 1
-        return float(fresh[side, max(a, 0) : max(b, 0)].sum())
+        return slice_sum(fresh[side, max(a, 0) : max(b, 0)])
 
     def _largest_new_per_side(self, raws: list[RawCluster], fresh: FloatArray) -> list[float]:
         largest = [0.0, 0.0]
@@ -256,33 +262,31 @@ class ClusterTracker:
             return True
         # the model splits every OI rise over both sides; the side that got less of the recent
         # rises holds the mirror image of the other side's crowd, not a crowd of its own
-        mine, other = float(fresh[c.side].sum()), float(fresh[1 - c.side].sum())
+        sums = self._side_sums(fresh)
+        mine, other = sums[c.side], sums[1 - c.side]
         return mine >= self.cfg.form_side_share * (mine + other)
+
+    def _side_sums(self, fresh: FloatArray) -> tuple[float, float]:
+        """Each side's total new notional, once per evaluation (each is a sum over the grid)."""
+        if self._fresh_sums is None:
+            self._fresh_sums = (float(pairwise_sum(fresh[0])), float(pairwise_sum(fresh[1])))
+        return self._fresh_sums
 
     def _emptied(self, c: TrackedCluster, density: FloatArray) -> bool:
         """Measures the announced band; True once below ``dissolve_ratio`` × its peak."""
         lo = max(c.band_lo - self.grid.offset, 0)
         hi = min(c.band_hi - self.grid.offset + 1, density.shape[-1])
-        c.band_usd = float(density[c.side, lo:hi].sum()) if hi > lo else 0.0
+        c.band_usd = slice_sum(density[c.side, lo:hi]) if hi > lo else 0.0
         c.peak_usd = max(c.peak_usd, c.band_usd)
         return c.band_usd < self.cfg.dissolve_ratio * c.peak_usd
 
     def _dominance(self, now: int, price: float) -> list[ShiftEvent]:
         events: list[ShiftEvent] = []
-        for side in (0, 1):
-            candidates = [
-                c
-                for c in self.state.clusters
-                if c.side == side
-                and c.tier in (Intensity.MEDIUM, Intensity.BRIGHT)
-                and not c.ever_touched
-                and self.in_reach(c, price)
-            ]
+        for side, candidates in enumerate(self._dominance_candidates(price)):
             if not candidates:
                 self.state.dominant[side] = ""
                 continue
-            best = max(candidates, key=lambda c: (c.notional, -c.lo))
-            current = next((c for c in candidates if c.cid == self.state.dominant[side]), None)
+            best, current = self._best_and_current(candidates, self.state.dominant[side])
             if current is None:
                 # the old one left (swept, entered, faded, out of reach): not a move
                 self.state.dominant[side] = best.cid
@@ -291,6 +295,30 @@ class ClusterTracker:
                 self.state.dominant[side] = best.cid
                 events += self._moved(best, current, now)
         return events
+
+    @staticmethod
+    def _best_and_current(
+        candidates: list[TrackedCluster], dominant: str
+    ) -> tuple[TrackedCluster, TrackedCluster | None]:
+        """max(candidates, key=(notional, -lo)) and the first whose cid is ``dominant``, in
+        one pass: max keeps the first of equal keys, as the strict ``>`` here does."""
+        best, current = candidates[0], None
+        best_key = (best.notional, -best.lo)
+        for c in candidates:
+            key = (c.notional, -c.lo)
+            if key > best_key:
+                best, best_key = c, key
+            if current is None and c.cid == dominant:
+                current = c
+        return best, current
+
+    def _dominance_candidates(self, price: float) -> tuple[list[TrackedCluster], ...]:
+        """Per side, in tracking order: the untouched clusters in reach, at least medium."""
+        by_side: tuple[list[TrackedCluster], ...] = ([], [])
+        for c in self.state.clusters:
+            if c.tier in STRONG and not c.ever_touched and self.in_reach(c, price):
+                by_side[c.side].append(c)
+        return by_side
 
     def _moved(self, new: TrackedCluster, old: TrackedCluster, now: int) -> list[ShiftEvent]:
         if new.lo <= old.hi and old.lo <= new.hi:

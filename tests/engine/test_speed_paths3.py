@@ -19,11 +19,11 @@ import pytest
 
 from liqwatch import codec
 from liqwatch.bench.worker_load import StressLoad, stress_envelopes
-from processors.engine import Engine, EngineConfig
 from processors.engine.asset import AssetEngine
 from processors.engine.cascade import CascadeDetector
 from processors.engine.config import CascadeConfig
 from processors.engine.inputs import sliced
+from tests.engine.replay import run_engine
 
 
 def reference_chunked(
@@ -43,19 +43,6 @@ def reference_chunked(
 
 def reference_rate_in(self: CascadeDetector, _in_window: np.ndarray, k: int) -> float:
     return self._rate(k)
-
-
-def run_engine(envelopes: list[bytes]) -> tuple[list[bytes], list[bytes]]:
-    engine = Engine(EngineConfig.default())
-    outputs: list[bytes] = []
-    snapshots: list[bytes] = []
-    for i, blob in enumerate(envelopes):
-        events = codec.envelope_decoder.decode(blob).events
-        outputs += [codec.encode(o) for o in engine.process(events)]
-        if i % 200 == 0:
-            snapshots += [engine.snapshot(a) for a in engine.assets()]
-    snapshots += [engine.snapshot(a) for a in engine.assets()]
-    return outputs, snapshots
 
 
 @pytest.mark.parametrize(("span_ms", "events"), [(2_000, 40_000), (250, 15_000)])
