@@ -9,7 +9,6 @@ the work that needs no new message (the end of the merge, snapshots when the str
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -35,10 +34,6 @@ log = logging.getLogger(__name__)
 STATE_TABLE = "engine_state"
 MAX_POLL_RECORDS = 500
 PRODUCER_LINGER_S = 0.005
-# Python's default (700 allocations) runs a collection every few envelopes: each decoded
-# envelope allocates ~50 event structs, and Faust, aiokafka and the engine keep ~1M objects
-# alive that the older generations walk (measured on the stress load: +5 % events per CPU-s)
-GC_GEN0_THRESHOLD = 50_000
 
 
 def default_engine_factory(registry: CollectorRegistry, metrics: WorkerMetrics) -> EngineFactory:
@@ -265,18 +260,6 @@ def _receive(signal: Any, handler: Callable[..., Awaitable[None]]) -> None:
     signal.connect(handler)
 
 
-def tune_gc() -> None:
-    """Collects less often and leaves what exists at start (imports, the app) out of it.
-
-    Process-wide, so called by the process entry points only (the worker service and the
-    benchmark's naive agent), never by ``build_app``.
-    """
-    gc.collect()
-    gc.freeze()
-    _gen0, *older = gc.get_threshold()
-    gc.set_threshold(GC_GEN0_THRESHOLD, *older)
-
-
 def run_worker(
     kafka: KafkaSettings,
     worker: WorkerSettings,
@@ -291,6 +274,5 @@ def run_worker(
     """
     require_output_topics(kafka)
     app = build_app(kafka, worker, registry, readiness=readiness)
-    tune_gc()
     faust_worker = faust.Worker(app, loglevel=loglevel, quiet=True)
     faust_worker.execute_from_commandline()

@@ -15,15 +15,14 @@ from prometheus_client import CollectorRegistry, Counter
 from liqwatch import codec
 from liqwatch.observability import HealthServer
 from liqwatch.schema import Liquidation, MarkPrice
-from processors.worker import GC_GEN0_THRESHOLD, PRODUCER_LINGER_S, tune_gc
+from processors.worker import PRODUCER_LINGER_S
 
 PARTITIONS = 4
 # What the worker's app sets too, so the baseline is not slowed by settings only the worker
 # has: the producer linger (measured: without it this agent is ~45 % slower, 3.5-3.9k vs
-# 5.4-5.6k events per CPU-s) and the garbage collector tuning (no measurable effect here).
+# 5.4-5.6k events per CPU-s).
 SHARED_SETTINGS = (
-    f"producer_linger {PRODUCER_LINGER_S * 1000:.0f} ms, gc gen0 threshold {GC_GEN0_THRESHOLD:,}, "
-    "memory:// tables, Faust's default sensors"
+    f"producer_linger {PRODUCER_LINGER_S * 1000:.0f} ms, memory:// tables, Faust's default sensors"
 )
 
 
@@ -66,7 +65,6 @@ def main(argv: list[str]) -> None:
     health = HealthServer(registry, "127.0.0.1", int(port)).start()
     try:
         app = build_naive_app(bootstrap, topic, app_id, datadir, counter)
-        tune_gc()
         faust.Worker(app, loglevel="WARNING", quiet=True).execute_from_commandline()
     finally:
         health.stop()
