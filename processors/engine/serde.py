@@ -43,10 +43,12 @@ def _decode_array(obj: dict[str, Any]) -> np.ndarray[Any, Any]:
     shape = tuple(obj["shape"])
     if "data" in obj:
         return np.frombuffer(obj["data"], dtype=dtype).reshape(shape).copy()
-    out = np.zeros(int(np.prod(shape)), dtype=dtype)
+    # filled through a flat view so the array returned owns its data, as the saved one did:
+    # the engine tells its arrays apart by identity (a reshaped copy's ``base`` is another)
+    out = np.zeros(shape, dtype=dtype)
     idx = np.frombuffer(obj["idx"], dtype=np.int32)
-    out[idx] = np.frombuffer(obj["val"], dtype=dtype)
-    return out.reshape(shape)
+    out.reshape(-1)[idx] = np.frombuffer(obj["val"], dtype=dtype)
+    return out
 
 
 _encoder = msgspec.msgpack.Encoder(enc_hook=_enc_hook)

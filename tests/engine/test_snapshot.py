@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from liqwatch.schema import Alert, CascadePhase, CascadeSignal
 from processors.engine import Engine, EngineConfig, SnapshotError
+from processors.engine.config import GridConfig, ModelConfig
+from processors.engine.estimated import EstimatedLayer, EstimatedState, OIChanges
+from processors.engine.grid import PriceGrid
+from processors.engine.serde import decode_state, encode_state
 from tests.engine.events import T0
 from tests.engine.market import random_envelopes
 
@@ -89,3 +94,29 @@ def test_corrupt_or_foreign_snapshot_is_a_clear_error() -> None:
     with pytest.raises(SnapshotError, match="snapshot is for BTC"):
         Engine(EngineConfig.default()).restore("ETH", blob)
     assert T0 > 0
+
+
+def test_a_restored_estimated_layer_counts_off_grid_levels_as_the_saved_one_does() -> None:
+    """Mostly-zero arrays are saved sparse; restored, they must be arrays in their own right:
+    the layer tells its own levels from the fresh ones by identity when it tallies levels
+    that fall off the grid."""
+    grid = PriceGrid(GridConfig())
+    grid.centre_on(60_000.0)
+    saved = EstimatedLayer(ModelConfig(), grid)
+    blob = encode_state(saved.state)
+    restored = EstimatedLayer(ModelConfig(), grid, decode_state(blob, EstimatedState))
+    # opened near the grid's lower edge: the long levels of every tier land below it
+    low = 60_000.0 * float(np.exp(-0.69))
+    changes = OIChanges(
+        ts=np.array([T0, T0 + 1_000]),
+        price=np.array([low, 60_000.0]),
+        delta_usd=np.array([5e6, 3e6]),
+        long_share=np.array([0.6, 0.5]),
+        total_before_usd=np.full(2, 1e9),
+    )
+    for layer in (saved, restored):
+        layer.state.decayed_at = T0
+        layer.apply(changes)
+    assert saved.state.off_grid_usd > 0
+    assert restored.state.off_grid_usd == saved.state.off_grid_usd
+    assert np.array_equal(restored.state.levels, saved.state.levels)
