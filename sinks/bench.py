@@ -239,10 +239,13 @@ def _sink_bench(
     raw, plain, sink = [], [], []
     cpu: dict[str, float] = {}
     for _ in range(config.repeats):
+        _settle(client)
         with _cpu_seconds(cpu, "raw", pids):
             raw.append(_raw_insert(client, raw_db, history, config.batch_rows, tuned=False))
+        _settle(client)
         plain.append(_raw_insert(client, plain_db, history, config.batch_rows, tuned=True))
         _truncate(client, sink_db)
+        _settle(client)
         with _cpu_seconds(cpu, "sink", pids):
             run = _sink_run(kafka, url, sink_db, topics, expected=history.count, config=config)
         sink.append(run)
@@ -335,6 +338,22 @@ def _process_cpu(pids: dict[str, int]) -> dict[str, float]:
 def _truncate(client: Client, database: str) -> None:
     for table in ("liquidations", "liquidations_1m", "sink_offsets"):
         client.command(f"TRUNCATE TABLE {database}.{table}")
+
+
+def _settle(client: Client, quiet_s: float = 0.5, timeout_s: float = 60.0) -> None:
+    """Waits until the server has merged the previous run's parts (no merge for ``quiet_s``).
+
+    Each run leaves about twenty parts per table that the server merges in the background
+    for a few seconds afterwards: without this, that work lands in the next run's time and
+    CPU, and the runs are not measured alike (the sink always followed a raw insert)."""
+    deadline = time.monotonic() + timeout_s
+    quiet_since = time.monotonic()
+    while time.monotonic() < deadline:
+        if _count(client, "SELECT count() FROM system.merges") > 0:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= quiet_s:
+            return
+        time.sleep(0.05)
 
 
 def _raw_insert(
