@@ -23,7 +23,7 @@ import msgspec
 import numpy as np
 
 from liqwatch.schema import CascadePhase, Venue
-from processors.engine.common import BoolArray, FloatArray, IntArray
+from processors.engine.common import FloatArray, IntArray
 from processors.engine.config import CascadeConfig
 
 VENUES = list(Venue)
@@ -104,14 +104,6 @@ class BinSide(NamedTuple):
     bits: int
 
 
-def _changes(values: IntArray) -> BoolArray:
-    """Where a sorted column starts a new value (the first row always does)."""
-    out = np.empty(values.size, dtype=bool)
-    out[0] = True
-    np.not_equal(values[1:], values[:-1], out=out[1:])
-    return out
-
-
 class Chunk(NamedTuple):
     """A time-sorted chunk of liquidations cut into its bins."""
 
@@ -160,7 +152,8 @@ def bin_parts(
     times: list[int], sides: list[int], usd: list[float], bits: list[int], bin_ms: int
 ) -> tuple[list[tuple[int, int, int]], list[list[BinSide]]]:
     """(bin, first row, end row) of each run of equal bins of a time-sorted chunk, and each
-    bin's per-side aggregates (side 0 first), as ``bin_groups`` computes them."""
+    bin's per-side aggregates (side 0 first), bit for bit as the NumPy grouping it replaced
+    (kept as the tests' reference in tests/engine/references.py)."""
     runs: list[tuple[int, int, int]] = []
     parts: list[list[BinSide]] = []
     current, start = -1, 0
@@ -199,70 +192,6 @@ def _bin_sides(
                 BinSide(start, k, pairwise_sum(u), len(u), max(u), first[k], last[k], ors[k])
             )
     return out
-
-
-# The NumPy grouping ``bin_parts`` replaced; kept as the reference the speed-path tests
-# compare it with (tests/engine/test_speed_paths.py, test_speed_paths_liq4.py).
-
-
-def bin_runs(bins: IntArray) -> list[tuple[int, int, int]]:
-    """(bin, first row, end row) of each run of equal bins in a time-sorted chunk."""
-    starts = np.flatnonzero(_changes(bins))
-    ends = np.append(starts[1:], bins.size)
-    return list(zip(bins[starts].tolist(), starts.tolist(), ends.tolist(), strict=True))
-
-
-def one_bin_groups(side: IntArray, usd: FloatArray, ts: IntArray, bits: IntArray) -> list[BinSide]:
-    """``bin_groups`` of a chunk that lies in one bin."""
-    n = int(ts.size)
-    n_short = int(side.sum())
-    out: list[BinSide] = []
-    for k, n_k in ((0, n - n_short), (1, n_short)):
-        if n_k == 0:
-            continue
-        u, t, b = (usd, ts, bits) if n_k == n else (usd[side == k], ts[side == k], bits[side == k])
-        or_bits = int(np.bitwise_or.reduce(b))
-        out.append(
-            BinSide(0, k, float(u.sum()), n_k, float(u.max()), int(t[0]), int(t[-1]), or_bits)
-        )
-    return out
-
-
-def bin_groups(
-    bins: IntArray, side: IntArray, usd: FloatArray, ts: IntArray, bits: IntArray
-) -> list[BinSide]:
-    """Per (bin, side) aggregates of a time-sorted chunk, bins in order, side 0 first.
-
-    Sums equal ``usd[mask].sum()`` bit for bit: NumPy sums a contiguous array pairwise, and
-    ``reduceat`` does too after its segment's first element, so each segment starts with a 0.
-    """
-    new_bin = _changes(bins)
-    starts_bin = np.flatnonzero(new_bin)
-    new_bin[0] = False
-    group = np.cumsum(new_bin) * 2 + side
-    order = np.argsort(group, kind="stable")
-    key = group[order]
-    new_seg = _changes(key)
-    seg = np.flatnonzero(new_seg)
-    usd_o = usd[order]
-    # row i of segment j goes to i + j + 1: one 0.0 ahead of every segment
-    padded = np.zeros(key.size + seg.size)
-    padded[np.arange(key.size) + np.cumsum(new_seg)] = usd_o
-    sums = np.add.reduceat(padded, seg + np.arange(seg.size)).tolist()
-    seg_end = np.append(seg[1:], key.size)
-    counts = (seg_end - seg).tolist()
-    biggest = np.maximum.reduceat(usd_o, seg).tolist()
-    ts_o = ts[order]
-    firsts, lasts = ts_o[seg].tolist(), ts_o[seg_end - 1].tolist()
-    ors = np.bitwise_or.reduceat(bits[order], seg).tolist()
-    keys = key[seg].tolist()
-    bin_start = starts_bin.tolist()
-    return [
-        BinSide(
-            bin_start[kk >> 1], kk & 1, sums[j], counts[j], biggest[j], firsts[j], lasts[j], ors[j]
-        )
-        for j, kk in enumerate(keys)
-    ]
 
 
 class CascadeDetector:

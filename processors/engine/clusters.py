@@ -153,20 +153,6 @@ def runs_at_least(z: list[float], floor: float) -> list[tuple[int, int]]:
     return out
 
 
-def consecutive_runs(indices: list[int]) -> list[tuple[int, int]]:
-    """Inclusive (start, end) pairs of the runs of consecutive ascending indices."""
-    out: list[tuple[int, int]] = []
-    start = prev = indices[0] if indices else 0
-    for i in indices[1:]:
-        if i != prev + 1:
-            out.append((start, prev))
-            start = i
-        prev = i
-    if indices:
-        out.append((start, prev))
-    return out
-
-
 def tier_for(z: float, current: Intensity | None, cfg: ClusterConfig) -> Intensity | None:
     """Intensity with hysteresis: up as soon as z reaches a tier, down only once z falls
     ``hysteresis_z`` below the current tier's threshold."""

@@ -14,12 +14,11 @@ from processors.engine.cascade import (
     BinSide,
     CascadeDetector,
     CascadeEvent,
-    bin_groups,
-    one_bin_groups,
 )
 from processors.engine.config import CascadeConfig, StalenessConfig
 from processors.engine.implied import ForcedTally, tally_run
 from processors.engine.market import MarketContext
+from tests.engine.references import bin_groups, one_bin_groups
 
 T0 = 1_760_130_000_000
 

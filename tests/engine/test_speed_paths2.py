@@ -10,7 +10,6 @@ from liqwatch.schema import Intensity
 from processors.engine.clusters import (
     TIERS,
     RawCluster,
-    consecutive_runs,
     find_clusters,
     side_window,
     tier_for,
@@ -20,6 +19,7 @@ from processors.engine.config import ClusterConfig, GridConfig, ModelConfig
 from processors.engine.estimated import EstimatedLayer, OIChanges
 from processors.engine.grid import PriceGrid
 from processors.engine.tracker import ClusterTracker, TrackedCluster
+from tests.engine.references import consecutive_runs
 
 PRICE = 60_000.0
 

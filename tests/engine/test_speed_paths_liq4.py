@@ -35,16 +35,14 @@ from processors.engine.cascade import (
     BinSide,
     CascadeDetector,
     CascadeEvent,
-    bin_groups,
     bin_parts,
-    bin_runs,
-    one_bin_groups,
     pairwise_sum,
 )
 from processors.engine.config import CascadeConfig, RealizedConfig
 from processors.engine.grid import shift_arrays
 from processors.engine.implied import ForcedTally, tally_run
 from processors.engine.realized import FLUSH_USD, RealizedLayer, RealizedState
+from tests.engine.references import bin_groups, bin_runs, one_bin_groups
 from tests.engine.replay import run_engine
 
 T0 = 1_760_130_000_000

@@ -42,7 +42,6 @@ from processors.engine.clusters import (
     TIERS,
     RawCluster,
     _smooth,
-    consecutive_runs,
     find_clusters,
     run_sum,
     runs_at_least,
@@ -55,6 +54,7 @@ from processors.engine.config import ClusterConfig, GridConfig
 from processors.engine.grid import PriceGrid
 from processors.engine.pressure import PressureTracker
 from processors.engine.tracker import ClusterTracker, ShiftEvent, TrackedCluster
+from tests.engine.references import consecutive_runs
 from tests.engine.replay import run_engine
 
 PRICE = 60_000.0
