@@ -107,13 +107,6 @@ class Rows:
         return Rows(code, ts_, base_, usd_, price_)
 
 
-@dataclass(frozen=True)
-class _Buckets:
-    idx: IntArray
-    on_grid: BoolArray
-    all_on_grid: bool
-
-
 def _ratio(price: float, reference: float) -> float:
     """price / reference as numpy divides (a zero reference gives inf, not an exception)."""
     if reference != 0.0:
@@ -294,7 +287,7 @@ class EstimatedLayer:
         return shares
 
     def _held_row(self, k: int, key: tuple[str, str], rows: Rows) -> InstrumentOI:
-        """``_held`` on Python lists."""
+        """The instrument's last observation; a new instrument starts from its first row."""
         venue, instrument = key
         name = f"{venue}:{instrument}"
         held = self.state.instruments.get(name)
@@ -313,49 +306,17 @@ class EstimatedLayer:
             self.state.total_oi_usd += rows.usd[i]
         return held
 
-    def _held(
-        self,
-        k: int,
-        key: tuple[str, str],
-        codes: IntArray,
-        cols: tuple[IntArray, FloatArray, FloatArray, FloatArray],
-    ) -> InstrumentOI:
-        """The instrument's last observation; a new instrument starts from its first one."""
-        ts, base, usd, price = cols
-        venue, instrument = key
-        name = f"{venue}:{instrument}"
-        held = self.state.instruments.get(name)
-        if held is None:
-            i = int(np.argmax(codes == k))
-            held = self.state.instruments[name] = InstrumentOI(
-                venue=venue,
-                instrument=instrument,
-                inverse=is_inverse(instrument),
-                oi_base=float(base[i]),
-                oi_usd=float(usd[i]),
-                price=float(price[i]),
-                ts=int(ts[i]),
-            )
-            self.state.total_oi_usd += float(usd[i])
-        return held
-
-    def _reference(self, ts: IntArray, price: FloatArray, previous: FloatArray) -> FloatArray:
-        """The price each change's direction is measured from.
-
-        With ``direction_window_s`` the price that long before (from the asset's recent
-        observations, any instrument), so the split does not depend on a venue's polling
-        cadence: a 1 s poll would see almost no move even while a crowd of takers lifts price;
-        otherwise the price at the instrument's previous observation.
-        """
-        window_ms = self.cfg.direction_window_s * 1000
-        if window_ms <= 0 or ts.size == 0:
-            return previous
-        return np.array(self._reference_rows(ts.tolist(), price.tolist()), dtype=np.float64)
-
     def _reference_rows(self, ts: list[int], price: list[float]) -> list[float]:
-        """``_reference`` on Python lists (a run holds ~10-40 rows, the history ~60 points):
-        the same stable time sort and ``searchsorted(side="right") - 1`` lookups; only values
-        are picked, never computed, so the result is exactly numpy's."""
+        """The price each row's direction is measured from (``direction_window_s`` > 0).
+
+        The price that long before, from the asset's recent observations (any instrument), so
+        the split does not depend on a venue's polling cadence: a 1 s poll would see almost no
+        move even while a crowd of takers lifts price. Without the window, the caller uses the
+        price at the instrument's previous observation.
+
+        Python lists (a run holds ~10-40 rows, the history ~60 points): the stable time sort and
+        ``searchsorted(side="right") - 1`` lookups of the NumPy form it replaced; values are
+        only picked, never computed."""
         window_ms = self.cfg.direction_window_s * 1000
         history = self.state.prices
         new = sorted(zip(ts, price, strict=True), key=_TIME)  # stable, as argsort(kind="stable")
@@ -479,28 +440,17 @@ class EstimatedLayer:
                 np.add.at(arr, np.divmod(idx, self.grid.size), layer_amounts.reshape(-1))
 
     def _deposit_by_side(self, idx: IntArray, amounts: FloatArray) -> None:
-        """Some levels fall off the grid: side by side, the off-grid tally in its order."""
+        """Some levels fall off the grid: side by side, what falls off the levels (not their
+        fresh copy) tallied in its order, the rest added."""
         on_grid = (idx >= 0) & (idx < self.grid.size)
         half = idx.size // 2
-        sides = [
-            (side, _Buckets(idx[rows], on_grid[rows], False))
-            for side, rows in ((LONG, slice(0, half)), (SHORT, slice(half, None)))
-        ]
-        for arr, layer_amounts in zip(self.arrays(), amounts, strict=True):
-            for side, buckets in sides:
-                self._deposit(arr[side], buckets, layer_amounts[side])
-
-    def _deposit(self, target: FloatArray, buckets: _Buckets, usd: FloatArray) -> None:
-        amounts = usd.reshape(-1)
-        if buckets.all_on_grid:  # the usual case: no masking (the same adds, in order)
-            if target.base is self.state.levels:
-                self.state.off_grid_usd += 0.0  # == the empty sum, kept for -0.0's sake
-            np.add.at(target, buckets.idx, amounts)
-            return
-        on_grid = buckets.on_grid
-        if target.base is self.state.levels:
-            self.state.off_grid_usd += float(amounts[~on_grid].sum())
-        np.add.at(target, buckets.idx[on_grid], amounts[on_grid])
+        sides = ((LONG, slice(0, half)), (SHORT, slice(half, None)))
+        for layer, (arr, layer_amounts) in enumerate(zip(self.arrays(), amounts, strict=True)):
+            for side, rows in sides:
+                usd, ok = layer_amounts[side].reshape(-1), on_grid[rows]
+                if layer == 0:
+                    self.state.off_grid_usd += float(usd[~ok].sum())
+                np.add.at(arr[side], idx[rows][ok], usd[ok])
 
     # --- price ------------------------------------------------------------------------------
 

@@ -43,8 +43,8 @@ def _decode_array(obj: dict[str, Any]) -> np.ndarray[Any, Any]:
     shape = tuple(obj["shape"])
     if "data" in obj:
         return np.frombuffer(obj["data"], dtype=dtype).reshape(shape).copy()
-    # filled through a flat view so the array returned owns its data, as the saved one did:
-    # the engine tells its arrays apart by identity (a reshaped copy's ``base`` is another)
+    # filled through a flat view so the array returned owns its data, as the saved one did
+    # (contiguous, not a view of a 1-d buffer), like the dense branch's copy
     out = np.zeros(shape, dtype=dtype)
     idx = np.frombuffer(obj["idx"], dtype=np.int32)
     out.reshape(-1)[idx] = np.frombuffer(obj["val"], dtype=dtype)

@@ -1,6 +1,7 @@
 """Forms the engine's fast paths replaced, kept as the references the speed-path tests
 compare them with, bit for bit: the NumPy grouping of liquidation chunks into (bin, side)
-aggregates (replaced by ``cascade.bin_parts``) and the run finder of the old cluster search."""
+aggregates (replaced by ``cascade.bin_parts``), the run finder of the old cluster search, and
+the estimated layer's column forms of its held observation and direction reference."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import numpy as np
 
 from processors.engine.cascade import BinSide
 from processors.engine.common import BoolArray, FloatArray, IntArray
+from processors.engine.estimated import EstimatedLayer, InstrumentOI, is_inverse
 
 
 def _changes(values: IntArray) -> BoolArray:
@@ -90,3 +92,39 @@ def consecutive_runs(indices: list[int]) -> list[tuple[int, int]]:
     if indices:
         out.append((start, prev))
     return out
+
+
+def held_from_columns(
+    layer: EstimatedLayer,
+    k: int,
+    key: tuple[str, str],
+    codes: IntArray,
+    cols: tuple[IntArray, FloatArray, FloatArray, FloatArray],
+) -> InstrumentOI:
+    """``EstimatedLayer._held_row`` on NumPy columns (its former ``_held``)."""
+    ts, base, usd, price = cols
+    venue, instrument = key
+    name = f"{venue}:{instrument}"
+    held = layer.state.instruments.get(name)
+    if held is None:
+        i = int(np.argmax(codes == k))
+        held = layer.state.instruments[name] = InstrumentOI(
+            venue=venue,
+            instrument=instrument,
+            inverse=is_inverse(instrument),
+            oi_base=float(base[i]),
+            oi_usd=float(usd[i]),
+            price=float(price[i]),
+            ts=int(ts[i]),
+        )
+        layer.state.total_oi_usd += float(usd[i])
+    return held
+
+
+def reference_from_columns(
+    layer: EstimatedLayer, ts: IntArray, price: FloatArray, previous: FloatArray
+) -> FloatArray:
+    """The direction reference on NumPy columns (the layer's former ``_reference``)."""
+    if layer.cfg.direction_window_s <= 0 or ts.size == 0:
+        return previous
+    return np.array(layer._reference_rows(ts.tolist(), price.tolist()), dtype=np.float64)

@@ -19,7 +19,7 @@ from processors.engine.config import ClusterConfig, GridConfig, ModelConfig
 from processors.engine.estimated import EstimatedLayer, OIChanges
 from processors.engine.grid import PriceGrid
 from processors.engine.tracker import ClusterTracker, TrackedCluster
-from tests.engine.references import consecutive_runs
+from tests.engine.references import consecutive_runs, held_from_columns, reference_from_columns
 
 PRICE = 60_000.0
 
@@ -210,7 +210,7 @@ def reference_apply(layer: EstimatedLayer, c: OIChanges, after: np.ndarray | Non
             idx = layer.grid.indices(px.reshape(-1))
             amounts = (amount[:, None] * part * w).reshape(-1)
             on_grid = (idx >= 0) & (idx < layer.grid.size)
-            if target.base is layer.state.levels:
+            if arr is layer.state.levels:  # the levels count what falls off, not their copy
                 layer.state.off_grid_usd += float(amounts[~on_grid].sum())
             np.add.at(target, idx[on_grid], amounts[on_grid])
 
@@ -251,7 +251,7 @@ def reference_observe(
 ) -> tuple[OIChanges, dict[int, int]]:
     """EstimatedLayer.observe as it was: on numpy columns."""
     ts, base, usd, price = cols
-    held = [layer._held(k, key, codes, cols) for k, key in enumerate(keys)]
+    held = [held_from_columns(layer, k, key, codes, cols) for k, key in enumerate(keys)]
     prev = np.array([[h.oi_base, h.oi_usd, h.price, h.ts] for h in held])
     order = np.lexsort((ts, codes))
     code, ts, base, usd, price = codes[order], ts[order], base[order], usd[order], price[order]
@@ -268,7 +268,8 @@ def reference_observe(
     inverse = np.array([h.inverse for h in held], dtype=bool)[code]
     growth = usd - before(usd, 1)
     delta = np.where(inverse, growth, (base - before(base, 0)) * price)
-    share = layer._long_share(price / layer._reference(ts, price, before(price, 2)) - 1.0)
+    reference = reference_from_columns(layer, ts, price, before(price, 2))
+    share = layer._long_share(price / reference - 1.0)
     last = np.ones(code.size, dtype=bool)
     last[:-1] = first[1:]
     for i in np.flatnonzero(last).tolist():

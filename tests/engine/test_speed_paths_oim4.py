@@ -88,6 +88,7 @@ from processors.engine.market import MarketContext
 from processors.engine.reporting import Output
 from processors.engine.sweep import SweepDetector, SweepResult
 from processors.engine.tracker import ClusterTracker, TrackedCluster
+from tests.engine.references import held_from_columns
 from tests.engine.replay import run_engine
 
 PRICE = 60_000.0
@@ -221,7 +222,8 @@ def observe(
     usd: np.ndarray,
     price: np.ndarray,
 ) -> tuple[OIChanges, dict[int, int]]:
-    held = [self._held(k, key, codes, (ts, base, usd, price)) for k, key in enumerate(keys)]
+    cols = (ts, base, usd, price)
+    held = [held_from_columns(self, k, key, codes, cols) for k, key in enumerate(keys)]
     rows = Rows(codes.tolist(), ts.tolist(), base.tolist(), usd.tolist(), price.tolist())
     order_ = sorted(range(len(rows.code)), key=lambda i: (rows.code[i], rows.ts[i]))
     fresh = [i for i in order_ if rows.ts[i] > held[rows.code[i]].ts]
@@ -342,8 +344,9 @@ def add_levels(
     long_px, short_px = price * self.long_mult[None, :], price * self.short_mult[None, :]
     long_at, short_at = buckets(self, long_px), buckets(self, short_px)
     for arr, amount in ((self.state.levels, kept), (self.state.fresh, fresh)):
-        deposit(self, arr[LONG], long_at, amount[:, None] * share * w)
-        deposit(self, arr[SHORT], short_at, amount[:, None] * (1 - share) * w)
+        counts = arr is self.state.levels  # the levels count what falls off, not their copy
+        deposit(self, arr[LONG], long_at, amount[:, None] * share * w, counts)
+        deposit(self, arr[SHORT], short_at, amount[:, None] * (1 - share) * w, counts)
 
 
 def buckets(self: EstimatedLayer, prices: np.ndarray) -> tuple[Any, Any, bool]:
@@ -353,16 +356,20 @@ def buckets(self: EstimatedLayer, prices: np.ndarray) -> tuple[Any, Any, bool]:
 
 
 def deposit(
-    self: EstimatedLayer, target: np.ndarray, at: tuple[Any, Any, bool], usd: np.ndarray
+    self: EstimatedLayer,
+    target: np.ndarray,
+    at: tuple[Any, Any, bool],
+    usd: np.ndarray,
+    counts_off_grid: bool,
 ) -> None:
     idx, on_grid, all_on_grid = at
     amounts = usd.reshape(-1)
     if all_on_grid:
-        if target.base is self.state.levels:
+        if counts_off_grid:
             self.state.off_grid_usd += 0.0
         np.add.at(target, idx, amounts)
         return
-    if target.base is self.state.levels:
+    if counts_off_grid:
         self.state.off_grid_usd += float(amounts[~on_grid].sum())
     np.add.at(target, idx[on_grid], amounts[on_grid])
 
