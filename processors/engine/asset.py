@@ -33,7 +33,6 @@ from processors.engine.inputs import (
     LiqColumns,
     MarkColumns,
     OIColumns,
-    group_by_instrument,
     instrument_codes,
     latest_by_instrument,
     liquidation_columns,
@@ -156,7 +155,7 @@ class AssetEngine:
 
     def _tally(self, c: LiqColumns) -> IntArray:
         """Venue coverage and per-instrument tallies; returns each event's venue bit."""
-        keys, codes, latest = group_by_instrument(c.events)
+        keys, codes, latest = instrument_codes(c.events)
         forced = self.state.forced_since_oi
         key_bits: list[int] = []
         tallies: list[ForcedTally] = []

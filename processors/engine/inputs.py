@@ -8,7 +8,7 @@ silently and never by crashing the batch.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from operator import attrgetter
 from typing import Any, TypeVar
 
@@ -96,16 +96,6 @@ def sliced(cols: C, a: int, b: int) -> C:
     return cls(*[getattr(cols, name)[a:b] for name in _FIELD_NAMES[cls]])
 
 
-def sliced_mask(cols: C, mask: BoolArray) -> C:
-    """The rows of a column set where ``mask`` holds."""
-    keep = np.flatnonzero(mask)
-    parts: dict[str, Any] = {}
-    for f in fields(cols):
-        value = getattr(cols, f.name)
-        parts[f.name] = _take(value, keep) if isinstance(value, list) else value[keep]
-    return replace(cols, **parts)
-
-
 def _order(ts: IntArray, ok: BoolArray, all_ok: bool) -> IntArray:
     """Indices of the valid events in time order (stable: ties keep arrival order)."""
     if all_ok:  # the usual case: no selection first
@@ -177,24 +167,9 @@ def oi_columns(events: list[OpenInterest]) -> tuple[OIColumns, list[DeadLetter]]
 _VENUE_INSTRUMENT = attrgetter("venue", "instrument")
 
 
-def group_by_instrument(
-    events: list[E],
-) -> tuple[list[tuple[str, str]], IntArray, list[E]]:
+def instrument_codes(events: list[E]) -> tuple[list[tuple[str, str]], list[int], list[E]]:
     """(venue, instrument) keys in first-seen order, each event's key index, and the last
     event of each key (events are time-sorted, so the latest)."""
-    pairs: list[tuple[str, str]] = list(map(_VENUE_INSTRUMENT, events))
-    latest = dict(zip(pairs, events, strict=True))
-    keys = list(latest)
-    if len(keys) == 1:
-        codes = np.zeros(len(events), dtype=np.int64)
-    else:
-        index = {k: i for i, k in enumerate(keys)}
-        codes = np.fromiter(map(index.__getitem__, pairs), np.int64, len(events))
-    return [(str(v), i) for v, i in keys], codes, list(latest.values())
-
-
-def instrument_codes(events: list[E]) -> tuple[list[tuple[str, str]], list[int], list[E]]:
-    """``group_by_instrument`` with the key indices as a Python list (for the OI rows)."""
     pairs: list[tuple[str, str]] = list(map(_VENUE_INSTRUMENT, events))
     latest = dict(zip(pairs, events, strict=True))
     if len(latest) == 1:

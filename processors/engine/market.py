@@ -53,15 +53,9 @@ class MarketContext:
         self._stale_after: dict[str, float] = {}
 
     def seen(self, venue: str, instrument: str, ts: int, completeness: Completeness | None) -> None:
-        s = self.state
-        info = s.venues.get(venue)
-        if info is None:
-            default = DEFAULT_COMPLETENESS.get(venue, Completeness.COMPLETE)
-            info = s.venues[venue] = VenueInfo(last_ts=ts, completeness=default)
-        info.last_ts = max(info.last_ts, ts)
+        _touch(self.state, venue, instrument, ts)
         if completeness is not None:
-            info.completeness = completeness
-        s.instruments[instrument] = max(s.instruments.get(instrument, 0), ts)
+            self.state.venues[venue].completeness = completeness
 
     def seen_all(self, keys: list[tuple[str, str]], ts: list[int]) -> None:
         """``seen`` (no completeness) for each (venue, instrument) at its time, in order.
@@ -72,21 +66,11 @@ class MarketContext:
             _touch(s, venue, instrument, t)
 
     def marks_seen(self, latest: Iterable[MarkPrice]) -> None:
-        """``seen`` then ``mark`` for each instrument's latest mark price, in order (their
-        bodies in one loop, as in ``seen_all``)."""
-        s = self.state
-        marks = s.marks
+        """``seen`` then ``mark`` for each instrument's latest mark price, in order."""
         for e in latest:
-            venue, t = str(e.venue), e.ts_event
-            _touch(s, venue, e.instrument, t)
-            key = f"{venue}:{e.instrument}"
-            prev = marks.get(key)
-            if prev is None:
-                marks[key] = MarkInfo(venue=venue, price=e.mark_price, funding=e.funding_rate, ts=t)
-            elif t >= prev.ts:
-                prev.price, prev.ts = e.mark_price, t
-                if e.funding_rate is not None:
-                    prev.funding = e.funding_rate
+            venue = str(e.venue)
+            _touch(self.state, venue, e.instrument, e.ts_event)
+            self.mark(venue, e.instrument, e.mark_price, e.funding_rate, e.ts_event)
 
     def mark(
         self, venue: str, instrument: str, price: float, funding: float | None, ts: int
@@ -132,7 +116,6 @@ class MarketContext:
             v for v, info in venues.items() if now - info.last_ts > self.stale_after_ms(v)
         )
         if stale == self.state.stale:  # the usual case: no venue changed
-            self.state.stale = stale
             return [], []
         before = set(self.state.stale)
         self.state.stale = stale
@@ -166,7 +149,7 @@ class MarketContext:
 
 
 def _touch(s: MarketState, venue: str, instrument: str, t: int) -> None:
-    """``seen`` without completeness: the venue's and the instrument's last time."""
+    """The venue's and the instrument's last time (a new venue with its default completeness)."""
     info = s.venues.get(venue)
     if info is None:
         default = DEFAULT_COMPLETENESS.get(venue, Completeness.COMPLETE)

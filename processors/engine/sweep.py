@@ -134,7 +134,6 @@ class SweepDetector:
         for c in list(tracker.clusters):
             if (c.hi + 2 <= low_at) if c.side == LONG else (c.lo - 2 >= high_at):
                 # price stayed over a bucket away from the band (no edge needed): not inside
-                c.ever_touched = c.ever_touched or False
                 c.touched_at = 0
                 continue
             lo, hi = tracker.band(c)

@@ -1,15 +1,20 @@
 """Forms the engine's fast paths replaced, kept as the references the speed-path tests
 compare them with, bit for bit: the NumPy grouping of liquidation chunks into (bin, side)
 aggregates (replaced by ``cascade.bin_parts``), the run finder of the old cluster search, and
-the estimated layer's column forms of its held observation and direction reference."""
+the estimated layer's column forms of its held observation and direction reference, and the
+masked selection of a column set the open-interest path used."""
 
 from __future__ import annotations
+
+from dataclasses import fields, replace
+from typing import Any, TypeVar
 
 import numpy as np
 
 from processors.engine.cascade import BinSide
 from processors.engine.common import BoolArray, FloatArray, IntArray
 from processors.engine.estimated import EstimatedLayer, InstrumentOI, is_inverse
+from processors.engine.inputs import LiqColumns, MarkColumns, OIColumns
 
 
 def _changes(values: IntArray) -> BoolArray:
@@ -128,3 +133,16 @@ def reference_from_columns(
     if layer.cfg.direction_window_s <= 0 or ts.size == 0:
         return previous
     return np.array(layer._reference_rows(ts.tolist(), price.tolist()), dtype=np.float64)
+
+
+C = TypeVar("C", LiqColumns, MarkColumns, OIColumns)
+
+
+def sliced_mask(cols: C, mask: BoolArray) -> C:
+    """The rows of a column set where ``mask`` holds."""
+    keep = np.flatnonzero(mask).tolist()
+    parts: dict[str, Any] = {}
+    for f in fields(cols):
+        value = getattr(cols, f.name)
+        parts[f.name] = [value[i] for i in keep] if isinstance(value, list) else value[keep]
+    return replace(cols, **parts)

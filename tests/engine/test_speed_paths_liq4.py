@@ -187,11 +187,11 @@ def reference_realized_add(
 
 
 def reference_tally_run(
-    tallies: list[ForcedTally], codes: np.ndarray, ts: np.ndarray, side: np.ndarray, usd: Any
+    tallies: list[ForcedTally], codes: Any, ts: np.ndarray, side: np.ndarray, usd: Any
 ) -> None:
     sums: dict[int, float] = {}
     seconds: dict[int, list[int]] = {}
-    groups = (codes * 2 + side).tolist()
+    groups = (np.asarray(codes, dtype=np.int64) * 2 + side).tolist()
     for g, sec, x in zip(groups, (ts // 1000).tolist(), usd.tolist(), strict=True):
         sums[g] = sums.get(g, 0.0) + x
         seen = seconds.get(g)

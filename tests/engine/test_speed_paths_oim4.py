@@ -79,16 +79,13 @@ from processors.engine.inputs import (
     oi_columns,
 )
 from processors.engine.inputs import (
-    group_by_instrument as fast_group_by_instrument,
-)
-from processors.engine.inputs import (
     sliced as fast_sliced,
 )
 from processors.engine.market import MarketContext
 from processors.engine.reporting import Output
 from processors.engine.sweep import SweepDetector, SweepResult
 from processors.engine.tracker import ClusterTracker, TrackedCluster
-from tests.engine.references import held_from_columns
+from tests.engine.references import held_from_columns, sliced_mask
 from tests.engine.replay import run_engine
 
 PRICE = 60_000.0
@@ -535,7 +532,7 @@ def open_interest_handler(self: AssetEngine) -> Callable[[OIColumns], list[Outpu
         usable = price > 0
         if not usable.all():
             codes, price = codes[usable], price[usable]
-            c = inputs.sliced_mask(c, usable)
+            c = sliced_mask(c, usable)
         known = self.estimated.state.instruments
         for venue, instrument in keys:
             name = f"{venue}:{instrument}"
@@ -942,8 +939,6 @@ def test_instrument_codes_match_the_old_grouping(run: list[Any]) -> None:
     assert keys == old_keys and all(type(v) is str for v, _ in keys)
     assert codes == old_codes.tolist()
     assert all(a is b for a, b in zip(latest, old_latest, strict=True))
-    wrapped = fast_group_by_instrument(run)
-    assert wrapped[1].dtype == old_codes.dtype and wrapped[1].tobytes() == old_codes.tobytes()
     assert list(latest_by_instrument(run)) == old_keys
 
 
