@@ -25,6 +25,7 @@ import numpy as np
 from liqwatch.schema import CascadePhase, Venue
 from processors.engine.common import FloatArray, IntArray
 from processors.engine.config import CascadeConfig
+from processors.engine.sums import pairwise_sum
 
 VENUES = list(Venue)
 SPARE_BINS = 64  # ring slack beyond the window: chunks never span more than one second
@@ -111,41 +112,6 @@ class Chunk(NamedTuple):
     parts: list[list[BinSide]]  # each bin's groups, side 0 first
     times: list[int]
     usd: list[float]
-
-
-def pairwise_sum(values: list[float]) -> float:
-    """``np.sum`` of a 1-D float64 array of these values, bit for bit: NumPy adds fewer than
-    8 values in order, up to 128 in 8 interleaved partial sums, more by halves, and adds the
-    result to its identity 0.0 (so a zero sum is +0.0)."""
-    return 0.0 + _pairwise(values)
-
-
-def _pairwise(values: list[float]) -> float:
-    n = len(values)
-    if n < 8:
-        acc = -0.0
-        for x in values:
-            acc += x
-        return acc
-    if n > 128:
-        half = n // 2
-        half -= half % 8
-        return _pairwise(values[:half]) + _pairwise(values[half:])
-    r0, r1, r2, r3, r4, r5, r6, r7 = values[:8]
-    stop = n - n % 8
-    for i in range(8, stop, 8):
-        r0 += values[i]
-        r1 += values[i + 1]
-        r2 += values[i + 2]
-        r3 += values[i + 3]
-        r4 += values[i + 4]
-        r5 += values[i + 5]
-        r6 += values[i + 6]
-        r7 += values[i + 7]
-    acc = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-    for x in values[stop:]:
-        acc += x
-    return acc
 
 
 def bin_parts(

@@ -19,6 +19,7 @@ from liqwatch.schema import Intensity
 from processors.engine.common import LONG, FloatArray
 from processors.engine.config import ClusterConfig
 from processors.engine.grid import PriceGrid
+from processors.engine.sums import np_sum, run_sum
 
 TIERS = (Intensity.DIM, Intensity.MEDIUM, Intensity.BRIGHT)
 RANK = {tier: i for i, tier in enumerate(TIERS)}  # == TIERS.index(tier)
@@ -27,9 +28,6 @@ try:  # the kernel np.convolve ends in, minus its wrapper; private, so a moved o
     from numpy._core.multiarray import correlate as _correlate
 except ImportError:  # pragma: no cover - another numpy than the pinned one
     _correlate = np.correlate
-
-# the reduction ndarray.sum runs (pairwise), minus its Python wrapper
-pairwise_sum = np.add.reduce
 
 
 class RawCluster(msgspec.Struct, frozen=True):
@@ -70,14 +68,14 @@ def find_clusters(
     else:
         a, b = side_window(grid, side, price, cfg.window_pct)
     window = density[a:b]
-    total = float(pairwise_sum(window))
+    total = float(np_sum(window))
     if b - a < 3 or total <= 0:
         return []
     smooth = _smooth(window, max(1, cfg.smooth_buckets))
     # ndarray.mean/std spelled out with the same reductions (bit-identical), without their
     # per-call wrappers: this runs for both sides of every asset every second
-    deviation = smooth - float(pairwise_sum(smooth)) / smooth.size
-    std = math.sqrt(float(pairwise_sum(deviation * deviation)) / smooth.size)
+    deviation = smooth - float(np_sum(smooth)) / smooth.size
+    std = math.sqrt(float(np_sum(deviation * deviation)) / smooth.size)
     if std <= 0:
         return []
     z = (deviation / std).tolist()
@@ -111,30 +109,6 @@ def _smooth(window: FloatArray, k: int) -> FloatArray:
         return np.convolve(window, kernel, mode="same")
     smooth: FloatArray = _correlate(window, kernel, "same")
     return smooth
-
-
-def run_sum(window: FloatArray, values: list[float], lo: int, hi: int) -> float:
-    """float(window[lo:hi].sum()), bit for bit. Below 8 values numpy's pairwise sum is a plain
-    left-to-right loop from 0.0, which Python repeats faster than numpy is called."""
-    if hi - lo >= PAIRWISE_MIN:
-        return float(pairwise_sum(window[lo:hi]))
-    total = 0.0
-    for v in values[lo:hi]:
-        total += v
-    return total
-
-
-PAIRWISE_MIN = 8  # numpy's pairwise_sum unrolls into 8 accumulators from this many values
-
-
-def slice_sum(values: FloatArray) -> float:
-    """float(values.sum()) of a 1-d slice, bit for bit; short ones summed as ``run_sum`` does."""
-    if values.size >= PAIRWISE_MIN:
-        return float(pairwise_sum(values))
-    total = 0.0
-    for v in values.tolist():
-        total += v
-    return total
 
 
 def runs_at_least(z: list[float], floor: float) -> list[tuple[int, int]]:

@@ -28,10 +28,11 @@ import msgspec
 from msgspec.structs import replace as copy
 
 from liqwatch.schema import Intensity
-from processors.engine.clusters import TIERS, RawCluster, pairwise_sum, slice_sum, tier_for
+from processors.engine.clusters import TIERS, RawCluster, tier_for
 from processors.engine.common import LONG, FloatArray
 from processors.engine.config import ClusterConfig
 from processors.engine.grid import PriceGrid
+from processors.engine.sums import np_sum, slice_sum
 
 STRONG = (Intensity.MEDIUM, Intensity.BRIGHT)  # tiers that can be a side's dominant cluster
 
@@ -269,7 +270,7 @@ class ClusterTracker:
     def _side_sums(self, fresh: FloatArray) -> tuple[float, float]:
         """Each side's total new notional, once per evaluation (each is a sum over the grid)."""
         if self._fresh_sums is None:
-            self._fresh_sums = (float(pairwise_sum(fresh[0])), float(pairwise_sum(fresh[1])))
+            self._fresh_sums = (float(np_sum(fresh[0])), float(np_sum(fresh[1])))
         return self._fresh_sums
 
     def _emptied(self, c: TrackedCluster, density: FloatArray) -> bool:

@@ -43,16 +43,15 @@ from processors.engine.clusters import (
     RawCluster,
     _smooth,
     find_clusters,
-    run_sum,
     runs_at_least,
     side_window,
-    slice_sum,
     tier_for,
 )
 from processors.engine.common import LONG, SHORT
 from processors.engine.config import ClusterConfig, GridConfig
 from processors.engine.grid import PriceGrid
 from processors.engine.pressure import PressureTracker
+from processors.engine.sums import run_sum, slice_sum
 from processors.engine.tracker import ClusterTracker, ShiftEvent, TrackedCluster
 from tests.engine.references import consecutive_runs
 from tests.engine.replay import run_engine
