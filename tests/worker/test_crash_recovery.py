@@ -1,10 +1,11 @@
 """Crash recovery on the real broker: SIGKILL the worker in the middle of a cascade, restart it,
 and compare with an uninterrupted worker fed the same envelopes on separate topics.
 
-The crashed worker is killed (SIGKILL) the moment its metrics show a first cascade alert and a
-commit, so the kill lands mid-stream (long before the ETH cascade) however fast or busy the
-machine is. All input
-is published before the workers start: the merge's order is then fully determined.
+The uninterrupted worker gets all input before it starts. The crashed one first gets the
+envelopes sealed up to the middle of the first BTC cascade, and is killed (SIGKILL) once its
+metrics show a cascade alert and a commit; the rest is published before it restarts. So the
+kill lands mid-cascade, with the ETH cascade still ahead, however fast the worker is. The
+split is by seal time, which is the merge's order, so both workers merge the same sequence.
 
 Both workers are real ``python -m processors.service`` processes on the session's Kafka 4.1
 broker. The guarantee checked: the final engine state (the last snapshot per asset in the state
@@ -125,10 +126,19 @@ def test_sigkill_mid_cascade_then_restart_matches_uninterrupted_run(
     }
     ref = _make_run("ref", kafka_topics, kafka_bootstrap, tmp_path)
     crash = _make_run("crash", kafka_topics, kafka_bootstrap, tmp_path)
-    for run in (ref, crash):
-        publish(envelopes, kafka_bootstrap, run.topics.prefix)
+    first_btc = min(
+        (lb for lb in truth.labels if lb.kind.value == "cascade" and lb.asset == "BTC"),
+        key=lambda lb: lb.start_ms,
+    )
+    split_ms = (first_btc.start_ms + first_btc.end_ms) // 2
+    before = [e for e in envelopes if e.ts_flush <= split_ms]
+    after = [e for e in envelopes if e.ts_flush > split_ms]
+    assert before and after
+    publish(envelopes, kafka_bootstrap, ref.topics.prefix)
+    publish(before, kafka_bootstrap, crash.topics.prefix)
     total = len(envelopes)
-    assert sum(ref.ends().values()) == sum(crash.ends().values()) == total
+    assert sum(ref.ends().values()) == total
+    assert sum(crash.ends().values()) == len(before)
 
     def logs() -> str:
         return f"--- ref\n{ref.tail()}\n--- crash\n{crash.tail()}"
@@ -153,6 +163,8 @@ def test_sigkill_mid_cascade_then_restart_matches_uninterrupted_run(
         cascades_at_kill = {i.split("-")[1] for i in alerts_at_kill if i.startswith("cascade-")}
         assert len(cascades_at_kill) < 2, "one cascade must still be ahead at the kill"
 
+        publish(after, kafka_bootstrap, crash.topics.prefix)
+        assert sum(crash.ends().values()) == total
         second = crash.start()
         wait_for("the restarted worker to finish", crash.done, 90, logs)
         wait_for("the reference worker to finish", ref.done, 60, logs)
