@@ -11,6 +11,7 @@ from liqwatch.schema import (
     DeadLetter,
     Delivery,
     Envelope,
+    EnvelopeHead,
     GroundTruth,
     MarketEvent,
     RecordedFrame,
@@ -22,6 +23,7 @@ T = TypeVar("T")
 _encoder = msgspec.json.Encoder()
 
 envelope_decoder = msgspec.json.Decoder(Envelope)
+envelope_head_decoder = msgspec.json.Decoder(EnvelopeHead)
 event_decoder = msgspec.json.Decoder(MarketEvent)
 signal_decoder = msgspec.json.Decoder(Signal)
 alert_decoder = msgspec.json.Decoder(AlertMessage)

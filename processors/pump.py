@@ -75,9 +75,10 @@ class Ports:
 @dataclass(frozen=True, slots=True)
 class _Item:
     event: Any  # the framework's event, acked once a snapshot covers it
-    envelope: Envelope | None
-    error: str = ""
-    raw: bytes = b""  # kept only for what goes to the dead-letter topic
+    # the envelope as it came: decoded only when the merge releases it, since decoded events
+    # take about twice the memory of their JSON and the merge may hold ~50,000 of them
+    raw: bytes
+    error: str = ""  # why the message is not an envelope (it goes to the dead-letter topic)
 
 
 class Pump:
@@ -257,9 +258,9 @@ class Pump:
 
     def _handle(self, pending: Pending[_Item]) -> None:
         item = pending.item
-        envelope = item.envelope
-        if envelope is None:
-            self._dead_letter(pending.topic, item.error, item.raw)
+        envelope = _decoded(item)
+        if isinstance(envelope, str):
+            self._dead_letter(pending.topic, envelope, item.raw)
             return
         self._maybe_restore(envelope.asset, pending.partition)
         if self.runner.already_reflected(
@@ -368,12 +369,23 @@ class Pump:
 
 
 def _pending(event: Any, message: SourceMessage) -> Pending[_Item]:
+    """The message for the merge, ordered by its seal time (only the head is decoded yet)."""
     raw = message.value or b""
     try:
-        envelope = codec.envelope_decoder.decode(raw)
+        head = codec.envelope_head_decoder.decode(raw)
     except (codec.DecodeError, codec.ValidationError) as exc:
-        item = _Item(event, None, f"bad envelope: {exc}", raw)
+        item = _Item(event, raw, f"bad envelope: {exc}")
         return Pending(FIRST, message.topic, message.partition, message.offset, item)
-    item = _Item(event, envelope)
-    size = len(envelope.events)
-    return Pending(envelope.ts_flush, message.topic, message.partition, message.offset, item, size)
+    item = _Item(event, raw)
+    size = len(head.events)
+    return Pending(head.ts_flush, message.topic, message.partition, message.offset, item, size)
+
+
+def _decoded(item: _Item) -> Envelope | str:
+    """The envelope, or why it cannot be processed."""
+    if item.error:
+        return item.error
+    try:
+        return codec.envelope_decoder.decode(item.raw)
+    except (codec.DecodeError, codec.ValidationError) as exc:
+        return f"bad envelope: {exc}"

@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+FETCH_MAX_WAIT_MS = 50
+
 
 class WorkerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LIQWATCH_WORKER_", extra="ignore")
@@ -28,3 +30,8 @@ class WorkerSettings(BaseSettings):
     # that the topics that run ahead are paused; at 4x it stops waiting (counted: the order
     # then depends on fetch timing)
     max_merge_events: int = Field(default=50_000, ge=1_000)
+    # longest wait of the broker for a fetch that has nothing to return yet. aiokafka sends no
+    # other fetch to that broker meanwhile, so with Faust's 1.5 s a fetch for quiet partitions
+    # (the changelog, the assignor's leader topic) starved the busy ones: the worker stood
+    # idle a fifth of the time on the stress load (measured: 58k -> 65-73k events/s)
+    fetch_max_wait_ms: int = Field(default=FETCH_MAX_WAIT_MS, ge=1, le=1_500)

@@ -19,6 +19,7 @@ from liqwatch.schema import (
     ClusterSnapshot,
     DeadLetter,
     Delivery,
+    EnvelopeHead,
     EventKind,
     HeatmapSnapshot,
     Liquidation,
@@ -95,20 +96,6 @@ def decode_records(role: Role, value: bytes | None) -> Sequence[Record]:
         raise PoisonError(f"{type(exc).__name__}: {exc}") from exc
 
 
-class EnvelopeHead(msgspec.Struct, frozen=True, kw_only=True):
-    """An envelope with its events left as JSON: checks the message, counts its events."""
-
-    kind: EventKind
-    asset: str
-    producer: str
-    seq: int
-    ts_flush: int
-    events: list[msgspec.Raw]
-
-
-_head_decoder = msgspec.json.Decoder(EnvelopeHead)
-
-
 @dataclass(frozen=True)
 class RawEnvelope:
     """A market message kept as it came, for ClickHouse to parse, and where it came from."""
@@ -127,7 +114,7 @@ def decode_head(value: bytes | None) -> EnvelopeHead:
     if not value:
         raise PoisonError("empty message")
     try:
-        return _head_decoder.decode(value)
+        return codec.envelope_head_decoder.decode(value)
     except (codec.DecodeError, codec.ValidationError, UnicodeDecodeError) as exc:
         raise PoisonError(f"{type(exc).__name__}: {exc}") from exc
 
