@@ -181,7 +181,7 @@ def _fresh_database(client: Client, prefix: str) -> str:
 class SinkBenchConfig:
     batch_rows: int = 50_000
     envelope_size: int = 200
-    repeats: int = 2  # best of N, interleaved: a shared machine only ever slows a run down
+    repeats: int = 3  # best of N, interleaved: a shared machine only ever slows a run down
     overrides: tuple[tuple[str, Any], ...] = ()
 
 
@@ -192,7 +192,7 @@ def run_sink_bench(
     clickhouse_url: str | None = None,
     batch_rows: int = 50_000,
     envelope_size: int = 200,
-    repeats: int = 2,
+    repeats: int = 3,
     seed: int = 7,
     sink_overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:

@@ -408,8 +408,7 @@ class SinkLoop:
         return batch
 
     def _submit(self, batch: Batch) -> None:
-        previous = self.inflight[-1].job if self.inflight else None
-        job = Job(batch, uuid.uuid4().hex, previous=previous)
+        job = Job(batch, uuid.uuid4().hex)
         # Round robin: a writer (and its connection) is reused only once the batch it stored
         # before was reaped, since batches are reaped in order and at most one per writer flies.
         writer = self.writers[self._submitted % len(self.writers)]
@@ -515,8 +514,8 @@ class SinkLoop:
                 self.suspect_through[tp] = seen.interrupted_through
                 if seen.interrupted_through >= 0:
                     log.info(
-                        "%s[%d]: a batch up to offset %d was interrupted; re-checking its "
-                        "liquidations against the table",
+                        "%s[%d]: batches were started up to offset %d; liquidations read again "
+                        "up to there are checked against the table",
                         *tp,
                         seen.interrupted_through,
                     )

@@ -1,7 +1,9 @@
 """The sink's record of stored Kafka offsets in ClickHouse (table ``sink_offsets``).
 
-Kafka's committed offset says where to resume; this record says what is already stored, which
-can be further when the sink died between an insert and its offset commit.
+Kafka's committed offset says where to resume; this record says how far batches were started,
+which can be further when the sink died between an insert and its offset commit: what is read
+again up to there may be stored already. 'stored' records come from earlier sink versions only
+(they said what was stored for sure, and are still honoured).
 """
 
 from __future__ import annotations

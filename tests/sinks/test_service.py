@@ -118,6 +118,14 @@ def test_every_topic_lands_in_its_table_and_offsets_are_committed(
     assert count(clickhouse_client, db, "liquidations", final=False) == 5_000  # exactly once
     aggregated = clickhouse_client.command(f"SELECT sum(events) FROM {db}.liquidations_1m")
     assert aggregated == 5_000
+    # one bookkeeping insert per batch: the ranges it is about to store, never a 'stored' mark
+    stages = clickhouse_client.query(
+        f"SELECT stage, count(), uniqExact(batch_id) FROM {db}.sink_offsets "
+        "WHERE topic = {topic:String} GROUP BY stage",
+        parameters={"topic": topics.liquidations},
+    ).result_rows
+    assert len(stages) == 1 and stages[0][0] == "started", stages
+    assert stages[0][2] >= 5  # 5,000 liquidations in batches of at most 1,000 rows
     reasons = clickhouse_client.query(
         f"SELECT source, channel, reason FROM {db}.dead_letters ORDER BY source"
     ).result_rows
