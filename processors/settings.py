@@ -23,10 +23,12 @@ class WorkerSettings(BaseSettings):
     metrics_port: int = Field(default=9108, ge=0, le=65535)
     # how often the worker looks for work that needs no new message (merge, snapshots)
     tick_interval_s: float = Field(default=0.1, gt=0)
-    # bytes fetched per partition per request: with Faust's 1 MiB the merge starves waiting for
-    # the busiest topic (measured: 31k vs 44k events/s, RSS 252 vs 290 MB, on the stress load)
+    # bytes fetched per partition per request, Faust's 1 MiB doubled: fewer, larger fetches of
+    # the busiest topic (the merge waits for it). Measured on the stress load, worker only:
+    # 1 MiB 66-70k events/s, peak RSS 173-225 MB; 2 MiB 71-75k, 210-231 MB; 4 MiB 77k, 280 MB
+    # with the merge's bound overrun (its order then depends on fetch timing)
     max_fetch_bytes: int = Field(default=2 * 1024 * 1024, ge=1024 * 1024)
-    # events the merge may hold while it waits for a topic that is behind (~30 MB): beyond
+    # events the merge may hold while it waits for a topic that is behind (~16 MB): beyond
     # that the topics that run ahead are paused; at 4x it stops waiting (counted: the order
     # then depends on fetch timing)
     max_merge_events: int = Field(default=50_000, ge=1_000)
