@@ -27,7 +27,8 @@ Positive = Annotated[float, msgspec.Meta(gt=0.0, le=MAX_PHYSICAL)]
 NonNegative = Annotated[float, msgspec.Meta(ge=0.0, le=MAX_PHYSICAL)]
 Rate = Annotated[float, msgspec.Meta(ge=-1e3, le=1e3)]
 # ms since the epoch between 2001 and 2286: a seconds or microseconds value fails
-TsMs = Annotated[int, msgspec.Meta(ge=1_000_000_000_000, lt=10_000_000_000_000)]
+TS_MS_MIN, TS_MS_END = 1_000_000_000_000, 10_000_000_000_000  # 2001-09-09 to 2286-11-20
+TsMs = Annotated[int, msgspec.Meta(ge=TS_MS_MIN, lt=TS_MS_END)]
 
 NumberText = str | float  # a number as the venue sent it (kept as text for the event id)
 
@@ -113,4 +114,7 @@ def iso_ms(text: str) -> int:
         raise SchemaError(f"not an ISO time: {text!r}") from None
     if stamp.tzinfo is None:
         stamp = stamp.replace(tzinfo=dt.UTC)
-    return (stamp - EPOCH) // dt.timedelta(milliseconds=1)
+    ms = (stamp - EPOCH) // dt.timedelta(milliseconds=1)
+    if not TS_MS_MIN <= ms < TS_MS_END:  # the bounds TsMs puts on numeric venue times
+        raise SchemaError(f"time out of range: {text!r}")
+    return ms

@@ -166,3 +166,20 @@ def test_no_exception_escapes_parse_frame(venue: Venue) -> None:
         _check(venue, case)
 
     run()
+
+
+def test_a_time_out_of_range_is_a_dead_letter_not_an_event() -> None:
+    """Found by the fuzzer: an ISO time in the year 8025 made a mark price at 1.9e14 ms."""
+    frame = (
+        b'{"table":"instrument","action":"partial","data":[{"symbol":"XBTUSD","state":"Open",'
+        b'"typ":"FFWCSX","markPrice":112300.5,"openInterest":480000000,'
+        b'"timestamp":"8025-10-10T21:05:12.000Z"}]}'
+    )
+    ctx = ParseContext(instruments=BOOK)
+    result = parse_frame(Venue.BITMEX, "instrument", frame, 1760130399000, ctx)
+    assert not result.events
+    assert result.dead_letter is not None
+    assert "time out of range" in result.dead_letter.reason, result.dead_letter.reason
+    fine = frame.replace(b"8025-", b"2025-")
+    events = parse_frame(Venue.BITMEX, "instrument", fine, 1760130399000, ctx).events
+    assert events and all(e.ts_event == 1760130312000 for e in events)
