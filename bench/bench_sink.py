@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sinks.bench import run_heatmap_query_bench, run_sink_bench
+from sinks.bench import SINK_REPEATS, run_heatmap_query_bench, run_sink_bench
 
 
 def _show(name: str, result: dict[str, object]) -> None:
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows through the sink")
     parser.add_argument("--batch-rows", type=int, default=50_000)
-    parser.add_argument("--repeats", type=int, default=3, help="best of N sink/raw runs")
+    parser.add_argument("--repeats", type=int, default=SINK_REPEATS, help="best of N sink/raw runs")
     parser.add_argument("--days", type=int, default=30, help="days of history for the query")
     parser.add_argument("--events-per-day", type=int, default=50_000)
     parser.add_argument("--bootstrap", help="Kafka bootstrap servers (default: start a broker)")

@@ -42,6 +42,9 @@ from sinks.settings import RetentionSettings, SinkSettings
 SINK_RATIO_TARGET = 0.8
 SINK_ROWS_PER_S_TARGET = 200_000
 HEATMAP_MS_TARGET = 300.0
+# best of N sink and raw runs, interleaved: a shared machine only ever slows a run down, and the
+# raw insert alone moves +-10 % between runs
+SINK_REPEATS = 3
 DAY_MS = 86_400_000
 START_MS = 1_757_000_000_000  # 2025-09-04, a fixed start so runs are comparable
 
@@ -181,7 +184,7 @@ def _fresh_database(client: Client, prefix: str) -> str:
 class SinkBenchConfig:
     batch_rows: int = 50_000
     envelope_size: int = 200
-    repeats: int = 3  # best of N, interleaved: a shared machine only ever slows a run down
+    repeats: int = SINK_REPEATS
     overrides: tuple[tuple[str, Any], ...] = ()
 
 
@@ -192,7 +195,7 @@ def run_sink_bench(
     clickhouse_url: str | None = None,
     batch_rows: int = 50_000,
     envelope_size: int = 200,
-    repeats: int = 3,
+    repeats: int = SINK_REPEATS,
     seed: int = 7,
     sink_overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:

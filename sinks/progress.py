@@ -19,7 +19,7 @@ TopicPartition = tuple[str, int]
 OffsetRange = tuple[str, int, int, int]  # topic, partition, first offset, last offset
 
 STARTED = "started"
-STORED = "stored"
+STORED = "stored"  # written by earlier sink versions only; still read
 COLUMNS = ("group_id", "topic", "partition", "first_offset", "last_offset", "batch_id", "stage")
 
 
@@ -50,8 +50,8 @@ def load_progress(
         return {}
     query = (
         "SELECT topic, partition, "  # noqa: S608  (the database is a checked identifier)
-        "maxIf(last_offset, stage = 'stored'), countIf(stage = 'stored'), "
-        "maxIf(last_offset, stage = 'started'), countIf(stage = 'started') "
+        f"maxIf(last_offset, stage = '{STORED}'), countIf(stage = '{STORED}'), "
+        f"maxIf(last_offset, stage = '{STARTED}'), countIf(stage = '{STARTED}') "
         f"FROM {database}.sink_offsets "
         "WHERE group_id = {group:String} AND topic IN {topics:Array(String)} "
         "GROUP BY topic, partition"

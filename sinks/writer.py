@@ -153,7 +153,7 @@ class BatchWriter:
         """Store every table of the batch; return rows stored per table."""
         started = time.perf_counter()
         ranges = job.batch.ranges()
-        self._progress(ranges, job, STARTED)
+        self._record_started(ranges, job)
         records = dict(job.batch.records)
         if job.batch.suspect_ids and records["liquidations"]:
             records["liquidations"] = self._drop_stored(records["liquidations"], job)
@@ -187,10 +187,10 @@ class BatchWriter:
             self.health.ok()
             return found
 
-    def _progress(self, ranges: list[tuple[str, int, int, int]], job: Job, stage: str) -> None:
+    def _record_started(self, ranges: list[tuple[str, int, int, int]], job: Job) -> None:
         if ranges:
-            rows = progress_rows(self.group_id, ranges, job.token, stage)
-            self._insert_retrying(rows, f"{job.token}:{stage}", job.abort)
+            rows = progress_rows(self.group_id, ranges, job.token, STARTED)
+            self._insert_retrying(rows, f"{job.token}:{STARTED}", job.abort)
 
     def _store(
         self, table: str, records: Sequence[Record], token: str, abort: threading.Event

@@ -4,12 +4,30 @@ through the reference forms patched in must give the same bytes."""
 from __future__ import annotations
 
 from liqwatch import codec
+from liqwatch.bench.worker_load import StressLoad, stress_envelopes
 from processors.engine import Engine, EngineConfig
 
 SNAPSHOT_EVERY = 150  # envelopes between snapshots of every asset (state compared mid-run too)
 
 
-def run_engine(envelopes: list[bytes]) -> tuple[list[bytes], list[bytes], list[bytes]]:
+Run = tuple[list[bytes], list[bytes], list[bytes]]  # outputs, snapshots, dead letters
+
+
+def stress_blobs(events: int, span_ms: int, assets: int = 4) -> list[bytes]:
+    """The worker benchmark's stress load, encoded as the worker receives it."""
+    load = StressLoad(events=events, assets=assets, envelope_span_ms=span_ms)
+    return [codec.encode(e) for e in stress_envelopes(load)]
+
+
+def assert_same_run(fast: Run, reference: Run) -> None:
+    """Outputs, snapshots and dead letters, each byte for byte."""
+    outputs, snapshots, dead = fast
+    assert outputs == reference[0]
+    assert snapshots == reference[1]
+    assert dead == reference[2]
+
+
+def run_engine(envelopes: list[bytes]) -> Run:
     """(encoded outputs, snapshots taken along the way and at the end, dead letters)."""
     engine = Engine(EngineConfig.default())
     outputs: list[bytes] = []

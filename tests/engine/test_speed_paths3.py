@@ -17,13 +17,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from liqwatch import codec
-from liqwatch.bench.worker_load import StressLoad, stress_envelopes
 from processors.engine.asset import AssetEngine
 from processors.engine.cascade import CascadeDetector
 from processors.engine.config import CascadeConfig
 from processors.engine.inputs import sliced
-from tests.engine.replay import run_engine
+from tests.engine.replay import assert_same_run, run_engine, stress_blobs
 
 
 def reference_chunked(
@@ -49,15 +47,13 @@ def reference_rate_in(self: CascadeDetector, _in_window: np.ndarray, k: int) -> 
 def test_worker_mix_fast_paths_are_bit_identical_end_to_end(
     span_ms: int, events: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    load = StressLoad(events=events, assets=4, envelope_span_ms=span_ms)
-    envelopes = [codec.encode(e) for e in stress_envelopes(load)]
+    envelopes = stress_blobs(events, span_ms)
     fast = run_engine(envelopes)
     with monkeypatch.context() as patch:
         patch.setattr(AssetEngine, "_chunked", reference_chunked)
         patch.setattr(CascadeDetector, "_rate_in", reference_rate_in)
         reference = run_engine(envelopes)
-    assert fast[0] == reference[0]
-    assert fast[1] == reference[1]
+    assert_same_run(fast, reference)
     # the comparison covers cascades (the rate feeds their peak) and many outputs
     assert sum(b'"type":"cascade"' in o for o in fast[0]) >= 5
     assert len(fast[0]) >= 30

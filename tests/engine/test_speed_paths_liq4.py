@@ -28,8 +28,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from liqwatch import codec
-from liqwatch.bench.worker_load import StressLoad, stress_envelopes
 from processors.engine import implied as implied_mod
 from processors.engine.cascade import (
     BinSide,
@@ -43,7 +41,7 @@ from processors.engine.implied import ForcedTally, tally_run
 from processors.engine.realized import FLUSH_USD, RealizedLayer, RealizedState
 from processors.engine.sums import pairwise_sum
 from tests.engine.references import bin_groups, bin_runs, one_bin_groups
-from tests.engine.replay import run_engine
+from tests.engine.replay import assert_same_run, run_engine, stress_blobs
 
 T0 = 1_760_130_000_000
 
@@ -228,8 +226,7 @@ def patch_references(patch: pytest.MonkeyPatch) -> None:
 def test_liquidation_path_is_bit_identical_to_the_reference_end_to_end(
     span_ms: int, events: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    load = StressLoad(events=events, assets=4, envelope_span_ms=span_ms)
-    envelopes = [codec.encode(e) for e in stress_envelopes(load)]
+    envelopes = stress_blobs(events, span_ms)
     calls = {"batched": 0}
     batched = CascadeDetector._add_batched
 
@@ -243,8 +240,7 @@ def test_liquidation_path_is_bit_identical_to_the_reference_end_to_end(
     with monkeypatch.context() as patch:
         patch_references(patch)
         reference = run_engine(envelopes)
-    assert fast[0] == reference[0]
-    assert fast[1] == reference[1]
+    assert_same_run(fast, reference)
     assert sum(b'"type":"cascade"' in o for o in fast[0]) >= 5
     assert calls["batched"] >= 100  # the batched path is what ran
 

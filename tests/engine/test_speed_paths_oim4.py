@@ -86,7 +86,7 @@ from processors.engine.reporting import Output
 from processors.engine.sweep import SweepDetector, SweepResult
 from processors.engine.tracker import ClusterTracker, TrackedCluster
 from tests.engine.references import held_from_columns, sliced_mask
-from tests.engine.replay import run_engine
+from tests.engine.replay import Run, assert_same_run, run_engine, stress_blobs
 
 PRICE = 60_000.0
 T0 = 1_760_000_000_000
@@ -566,23 +566,20 @@ def patch_old_forms(patch: pytest.MonkeyPatch) -> None:
     patch.setattr(SweepDetector, "on_prices", on_prices)
 
 
-def compare_with_old_forms(envelopes: list[bytes], patch: pytest.MonkeyPatch) -> list[bytes]:
+def compare_with_old_forms(envelopes: list[bytes], patch: pytest.MonkeyPatch) -> Run:
     fast = run_engine(envelopes)
     with patch.context() as old:
         patch_old_forms(old)
         reference_run = run_engine(envelopes)
-    assert fast[0] == reference_run[0]
-    assert fast[1] == reference_run[1]
-    assert fast[2] == reference_run[2]
-    return fast[0]
+    assert_same_run(fast, reference_run)
+    return fast
 
 
 @pytest.mark.parametrize(("span_ms", "events", "sweeps"), [(2_000, 40_000, 4), (250, 15_000, 1)])
 def test_worker_mix_is_bit_identical_to_the_old_forms(
     span_ms: int, events: int, sweeps: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    load = StressLoad(events=events, assets=4, envelope_span_ms=span_ms)
-    outputs = compare_with_old_forms([codec.encode(e) for e in stress_envelopes(load)], monkeypatch)
+    outputs = compare_with_old_forms(stress_blobs(events, span_ms), monkeypatch)[0]
     # sweeps come from the mark-price path and cascades after it: the comparison covers them
     assert sum(b'"type":"sweep"' in o for o in outputs) >= sweeps
     assert sum(b'"type":"cascade"' in o for o in outputs) >= 5
@@ -614,9 +611,7 @@ def test_bad_events_and_oi_before_marks_match_the_old_forms(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     envelopes = stress_envelopes(StressLoad(events=20_000, assets=3, envelope_span_ms=500))
-    blobs = spoiled(envelopes)
-    fast = run_engine(blobs)
-    compare_with_old_forms(blobs, monkeypatch)
+    fast = compare_with_old_forms(spoiled(envelopes), monkeypatch)
     assert len(fast[2]) >= 20  # dead letters of every kind were compared
     assert len(fast[0]) >= 10
 

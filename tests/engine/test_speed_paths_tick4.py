@@ -29,8 +29,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from liqwatch import codec
-from liqwatch.bench.worker_load import StressLoad, stress_envelopes
 from liqwatch.schema import Intensity
 from processors.engine import EngineConfig, claims
 from processors.engine import asset as asset_module
@@ -54,7 +52,7 @@ from processors.engine.pressure import PressureTracker
 from processors.engine.sums import run_sum, slice_sum
 from processors.engine.tracker import ClusterTracker, ShiftEvent, TrackedCluster
 from tests.engine.references import consecutive_runs
-from tests.engine.replay import run_engine
+from tests.engine.replay import assert_same_run, run_engine, stress_blobs
 
 PRICE = 60_000.0
 
@@ -394,14 +392,12 @@ def patch_references(patch: pytest.MonkeyPatch) -> None:
 def test_tick_path_is_bit_identical_end_to_end(
     span_ms: int, events: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    load = StressLoad(events=events, assets=4, envelope_span_ms=span_ms)
-    envelopes = [codec.encode(e) for e in stress_envelopes(load)]
+    envelopes = stress_blobs(events, span_ms)
     fast = run_engine(envelopes)
     with monkeypatch.context() as patch:
         patch_references(patch)
         reference = run_engine(envelopes)
-    assert fast[0] == reference[0]
-    assert fast[1] == reference[1]
+    assert_same_run(fast, reference)
     # the comparison covers the tick path's outputs: shifts, approaches, both snapshot kinds
     outputs = b"\n".join(fast[0])
     for marker in (
