@@ -65,10 +65,12 @@ class Flow:
             await self.ports.seek(positions)
             self.metrics.rewinds.inc(len(positions))
 
-    async def update(self) -> None:
+    async def update(self, partition: int | None = None) -> None:
+        """Pauses and resumes as the merge's bound asks; with ``partition``, as far as the
+        state of that partition's queues decides (see ``PartitionMerge.flow_changes``)."""
         if not self.paused and self.merge.buffered_events <= self.merge.max_events:
             return  # the usual case, checked per message: nothing to pause or resume
-        pause, resume = self.merge.flow_changes(self.caught_up, self.paused)
+        pause, resume = self.merge.flow_changes(self.caught_up, self.paused, partition)
         if resume:
             await self.ports.resume(resume)
             self.paused -= resume

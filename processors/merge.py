@@ -109,39 +109,62 @@ class PartitionMerge(Generic[T]):
         self._count(pending, 1)
         return Added.QUEUED
 
-    def release(self, caught_up: CaughtUp) -> list[Pending[T]]:
-        """Everything that can be released now, in merge order per partition."""
+    def release(self, caught_up: CaughtUp, partition: int | None = None) -> list[Pending[T]]:
+        """Everything that can be released now, in merge order per partition.
+
+        With ``partition``, only that one's: a message changes nothing for the others, whose
+        turn comes with their own messages (or a periodic call over all of them, for the high
+        water marks that moved meanwhile).
+        """
         out: list[Pending[T]] = []
-        for partition in sorted(self._queues):
-            out += self._release_partition(partition, caught_up)
+        for p in self._partitions(partition):
+            out += self._release_partition(p, caught_up)
         return out
 
-    def waiting_for(self, caught_up: CaughtUp) -> list[tuple[str, int]]:
+    def waiting_for(
+        self, caught_up: CaughtUp, partition: int | None = None
+    ) -> list[tuple[str, int]]:
         """Topic-partitions the merge waits on: empty, not read to the end, others queued."""
-        return [
-            (topic, partition)
-            for partition, queues in sorted(self._queues.items())
-            if any(queues.values())
-            for topic in self._rank
-            if not queues.get(topic) and not caught_up(topic, partition)
-        ]
+        out: list[tuple[str, int]] = []
+        for p in self._partitions(partition):
+            queues = self._queues[p]
+            if any(queues.values()):
+                out += [
+                    (topic, p)
+                    for topic in self._rank
+                    if not queues.get(topic) and not caught_up(topic, p)
+                ]
+        return out
 
     def flow_changes(
-        self, caught_up: CaughtUp, paused: set[TopicPartition]
+        self, caught_up: CaughtUp, paused: set[TopicPartition], partition: int | None = None
     ) -> tuple[set[TopicPartition], set[TopicPartition]]:
         """(to pause, to resume) so that about ``max_events`` events wait at most.
 
         Over the limit, the topic-partitions that run ahead (items queued) are paused; one the
         merge waits for is never held back, so the merge always makes progress. Below half the
-        limit everything flows again.
+        limit everything flows again. With ``partition``, only that partition's topics are
+        paused or resumed for being ahead or waited for (as ``release``).
         """
-        waiting = set(self.waiting_for(caught_up))
-        resume = set(paused) if self._events < self.max_events // 2 else paused & waiting
+        waiting = set(self.waiting_for(caught_up, partition))
+        if self._events < self.max_events // 2:
+            resume = set(paused)
+        elif partition is None:
+            resume = paused & waiting
+        else:
+            resume = {tp for tp in paused if tp[1] == partition} & waiting
         pause: set[TopicPartition] = set()
         if self._events > self.max_events:
-            queued = {(t, p) for p, qs in self._queues.items() for t, q in qs.items() if q}
+            queued = {
+                (t, p) for p in self._partitions(partition) for t, q in self._queues[p].items() if q
+            }
             pause = queued - waiting - paused
         return pause, resume
+
+    def _partitions(self, partition: int | None) -> list[int]:
+        if partition is None:
+            return sorted(self._queues)
+        return [partition] if partition in self._queues else []
 
     def forget(self, partitions: Iterable[int]) -> list[Pending[T]]:
         """Drops the queues of revoked partitions; returns what was dropped."""

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from liqwatch.observability import Children
+
 
 class WorkerMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.events = Counter(
             "liqwatch_worker_events_total", "Market events processed", ["kind"], registry=registry
         )
+        self.events_of = Children(self.events)
         self.envelopes = Counter(
             "liqwatch_worker_envelopes_total", "Envelopes processed", registry=registry
         )

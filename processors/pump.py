@@ -151,8 +151,8 @@ class Pump:
             if added is not Added.QUEUED:
                 self.flow.added(added, message.topic, message.partition, message.offset)
                 return
-            self._drain()
-            await self.flow.update()
+            self._drain(message.partition)
+            await self.flow.update(message.partition)
             await self._maybe_save()
 
     async def on_tick(self) -> None:
@@ -161,6 +161,7 @@ class Pump:
             await self.flow.update()
             await self._maybe_save()
             await self._check_stall()
+            self._gauges()  # per tick, not per message: a scrape comes every few seconds
 
     async def save_now(self) -> None:
         async with self._lock:
@@ -198,12 +199,11 @@ class Pump:
 
     # --- merge → engine → outputs ---------------------------------------------------------
 
-    def _drain(self) -> None:
-        released = self.merge.release(self.ports.caught_up)
-        for pending in released:
+    def _drain(self, partition: int | None = None) -> None:
+        """Processes what the merge releases: of one partition, or of all of them."""
+        for pending in self.merge.release(self.ports.caught_up, partition):
             self._held.append((pending.partition, pending.item.event))
             self._handle(pending)
-        self._gauges()
 
     @property
     def stalled(self) -> str:
@@ -283,7 +283,7 @@ class Pump:
             return
         self.metrics.process_seconds.observe(time.perf_counter() - started)
         self.metrics.envelopes.inc()
-        self.metrics.events.labels(envelope.kind.value).inc(len(envelope.events))
+        self.metrics.events_of(envelope.kind.value).inc(len(envelope.events))
         key = envelope.asset.encode()
         for out in outputs:
             self._emit(key, out)

@@ -1,6 +1,7 @@
 """The Faust worker: thin wiring of envelopes → merge → EngineRunner → signal/alert topics.
 
-One agent reads the three market topics with manual acks; every message goes to the ``Pump``
+One task iterates the three market topics' channel (no agent: a stream's per-event work is not
+needed) and acks by hand; every message goes to the ``Pump``
 (``processors/pump.py``), which merges the topics per partition in a deterministic order,
 runs the engine, sends outputs and periodically saves per-asset snapshots to a Faust table
 (raw bytes, each asset on its own partition) before acking what they cover. A timer drives
@@ -117,8 +118,7 @@ def build_app(
     merged = [topics.mark_price, topics.open_interest, topics.liquidations]
     merge: PartitionMerge[Any] = PartitionMerge(merged, worker.max_merge_events)
     starts = StartOffsets(kafka.bootstrap_servers, worker.app_id)
-    acker = _Acker()
-    ports = _ports(app, topics, merge, acker)
+    ports = _ports(app, topics, merge)
     flow = Flow(merge, ports.caught_up, _flow_ports(app), metrics)
     pump = Pump(
         runner,
@@ -134,10 +134,11 @@ def build_app(
     ready.watch_merge(lambda: pump.stalled)
     source = app.topic(*merged, key_type=bytes, value_type=bytes, value_serializer="raw")
 
-    @app.agent(source)
-    async def process(stream: Any) -> None:
-        manual = acker.stream = stream.noack()
-        async for event in manual.events():
+    async def process() -> None:
+        # the topic's channel itself, not an agent's stream around it: the pump acks by hand
+        # and needs none of a stream's per-event work, which cost ~1 µs per event (measured
+        # with a no-op engine: 215-266k -> 312-338k events/s)
+        async for event in source:
             await pump.on_message(event, event.message)
             # the merge holds the bytes it needs; until the save acks it, the event is only
             # needed for its offset
@@ -146,6 +147,7 @@ def build_app(
     async def tick() -> None:
         await pump.on_tick()
 
+    app.task(process)
     app.timer(interval=worker.tick_interval_s)(tick)
     _connect_rebalance(
         app,
@@ -159,12 +161,7 @@ def build_app(
     return app
 
 
-def _ports(
-    app: faust.App,
-    topics: Topics,
-    merge: PartitionMerge[Any],
-    acker: _Acker,
-) -> Ports:
+def _ports(app: faust.App, topics: Topics, merge: PartitionMerge[Any]) -> Ports:
     signals = app.topic(topics.signals, value_serializer="raw", internal=False)
     alerts = app.topic(topics.alerts, value_serializer="raw", internal=False)
     dlq = app.topic(topics.dlq, value_serializer="raw", internal=False)
@@ -190,7 +187,7 @@ def _ports(
         send_alert=lambda k, v: alerts.send_soon(key=k, value=v),
         send_dead_letter=lambda k, v: dlq.send_soon(key=k, value=v),
         flush=lambda: app.producer.flush(),  # noqa: PLW0108 - the producer is made at start
-        ack=acker.ack,
+        ack=_ack,
         caught_up=caught_up,
         describe=describe,
     )
@@ -222,17 +219,9 @@ def _flow_ports(app: faust.App) -> FlowPorts:
     return FlowPorts(pause=pause, resume=resume, seek=seek)
 
 
-class _Acker:
-    """Acks through the agent's manual-ack stream (so Faust's stream sensors stay balanced)."""
-
-    def __init__(self) -> None:
-        self.stream: Any = None
-
-    async def ack(self, event: Any) -> None:
-        if self.stream is not None:
-            await self.stream.ack(event)
-        else:
-            event.ack()
+async def _ack(event: Any) -> None:
+    """Acks one source event: Faust may commit its offset from now on."""
+    event.ack()
 
 
 def _connect_rebalance(

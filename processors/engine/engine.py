@@ -127,16 +127,16 @@ class Engine:
             self._dead += engine.dead_letters
             engine.dead_letters = []
         if self.metrics is not None:
-            self.metrics.events.labels(kind).inc(len(run) - dropped)
+            self.metrics.events_of(kind).inc(len(run) - dropped)
             if dropped:
-                self.metrics.dropped.labels(kind).inc(dropped)
+                self.metrics.dropped_of(kind).inc(dropped)
 
     def _drop(self, run: list[MarketEvent], reason: str) -> None:
         kind = type(run[0]).__name__
         log.warning("dropped %d %s event(s): %s", len(run), kind, reason)
         self._dead += [dead_letter(e, kind, reason) for e in run]
         if self.metrics is not None:
-            self.metrics.dropped.labels(kind).inc(len(run))
+            self.metrics.dropped_of(kind).inc(len(run))
 
     def _on_stale(self, asset: str, venue: str, stale: bool) -> None:
         if self.metrics is not None:
@@ -147,9 +147,7 @@ class Engine:
             return
         for o in out:
             name = o.kind.value if isinstance(o, Alert) else type(o).__name__
-            self.metrics.outputs.labels(
-                "alert_update" if isinstance(o, AlertUpdate) else name
-            ).inc()
+            self.metrics.outputs_of("alert_update" if isinstance(o, AlertUpdate) else name).inc()
 
 
 def _runs(events: Sequence[MarketEvent]) -> Iterator[tuple[str, list[MarketEvent]]]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from liqwatch.observability import Children
+
 
 class EngineMetrics:
     def __init__(self, registry: CollectorRegistry, venue_stale: Gauge | None = None) -> None:
@@ -36,3 +38,6 @@ class EngineMetrics:
         self.assets = Gauge(
             "liqwatch_engine_assets", "Assets with engine state in memory", registry=registry
         )
+        self.events_of = Children(self.events)
+        self.dropped_of = Children(self.dropped)
+        self.outputs_of = Children(self.outputs)

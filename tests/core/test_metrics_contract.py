@@ -12,6 +12,7 @@ import yaml
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary
 
 from alerts.metrics import AlerterMetrics
+from liqwatch.observability import Children
 from processors.engine.metrics import EngineMetrics
 from processors.metrics import WorkerMetrics
 from producers.metrics import ProducerMetrics
@@ -71,3 +72,15 @@ def test_dead_letter_counter_is_registered_by_every_service_that_drops() -> None
     name = CONTRACT["shared"][0]["name"]
     owners = [c for c, cls in CLASSES.items() if name in registered(cls)]
     assert "worker" in owners and len(owners) >= 2, owners
+
+
+def test_children_count_into_the_labelled_series_and_are_looked_up_once() -> None:
+    registry = CollectorRegistry()
+    counter = Counter("x_events_total", "x", ["kind"], registry=registry)
+    of = Children(counter)
+    of("mark_price").inc(3)
+    of("liquidation").inc()
+    of("mark_price").inc(2)
+    assert of("mark_price") is of("mark_price") is counter.labels("mark_price")
+    assert registry.get_sample_value("x_events_total", {"kind": "mark_price"}) == 5
+    assert registry.get_sample_value("x_events_total", {"kind": "liquidation"}) == 1

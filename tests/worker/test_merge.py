@@ -150,3 +150,79 @@ def test_far_over_its_bound_the_merge_stops_waiting_and_counts_it() -> None:
     merge.add(Pending(5, "oi", 0, 0, "o0", size=300))  # 1,200 events: over 4 x 250
     assert [p.item for p in merge.release(waits_for_liqs)] == ["o0"]  # then waits again
     assert merge.forced == 1 and merge.buffered_events == 900
+
+
+def _per_partition(released: list[Pending[str]]) -> dict[int, list[str]]:
+    out: dict[int, list[str]] = {}
+    for p in released:
+        out.setdefault(p.partition, []).append(p.item)
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    streams=st.lists(streams_st, min_size=2, max_size=3),
+    seed=st.integers(0, 2**32),
+    sweep_every=st.integers(1, 8),
+)
+def test_releasing_only_the_arrival_partition_gives_each_partition_the_same_order(
+    streams: list[Streams], seed: int, sweep_every: int
+) -> None:
+    """The worker releases the partition a message came for, and every partition on its tick:
+    each partition's sequence is the one of releasing everything every time."""
+    rnd = random.Random(seed)
+    items = {p: _items(s, p) for p, s in enumerate(streams)}
+    delivered = {(t, p): 0 for p in items for t in TOPICS}
+
+    def caught_up(topic: str, partition: int) -> bool:
+        return delivered[(topic, partition)] == len(items[partition][topic])
+
+    scoped: PartitionMerge[str] = PartitionMerge(TOPICS)
+    everything: PartitionMerge[str] = PartitionMerge(TOPICS)
+    got: list[Pending[str]] = []
+    want: list[Pending[str]] = []
+    arrivals = 0
+    while not all(caught_up(t, p) for t, p in delivered):
+        t, p = rnd.choice([tp for tp in delivered if not caught_up(*tp)])
+        pending = items[p][t][delivered[(t, p)]]
+        delivered[(t, p)] += 1
+        scoped.add(pending)
+        everything.add(pending)
+        got += scoped.release(caught_up, p)
+        want += everything.release(caught_up)
+        # no later: the arrival partition is as far along as with a release of everything
+        assert _per_partition(got).get(p) == _per_partition(want).get(p)
+        arrivals += 1
+        if arrivals % sweep_every == 0:  # the tick
+            got += scoped.release(caught_up)
+    got += scoped.release(caught_up)
+    want += everything.release(caught_up)
+    assert scoped.buffered == 0
+    assert _per_partition(got) == _per_partition(want)
+
+
+def test_flow_changes_for_one_partition_touch_only_its_topic_partitions() -> None:
+    merge: PartitionMerge[str] = PartitionMerge(TOPICS, max_events=500)
+
+    def liqs_behind(topic: str, _partition: int) -> bool:
+        return topic != "liqs"
+
+    for partition in (0, 1):
+        for offset in range(3):
+            item = f"m{partition}.{offset}"
+            merge.add(Pending(10 + offset, "marks", partition, offset, item, size=200))
+    assert merge.release(liqs_behind) == []
+    assert merge.flow_changes(liqs_behind, set(), 1) == ({("marks", 1)}, set())
+    assert merge.flow_changes(liqs_behind, set()) == ({("marks", 0), ("marks", 1)}, set())
+    paused = {("liqs", 0), ("liqs", 1)}  # both waited for: each resumed by its own partition
+    assert merge.flow_changes(liqs_behind, paused, 0) == ({("marks", 0)}, {("liqs", 0)})
+    assert merge.waiting_for(liqs_behind, 1) == [("liqs", 1)]
+    assert merge.waiting_for(liqs_behind, 7) == []  # a partition with nothing queued
+    # below half the bound everything flows again, whichever partition asks
+    merge.forget([1])
+    merge.add(Pending(1, "liqs", 0, 0, "l0", size=10))
+    assert [p.item for p in merge.release(lambda _t, _p: True, 0)] == ["l0", "m0.0", "m0.1", "m0.2"]
+    assert merge.flow_changes(liqs_behind, {("marks", 1), ("oi", 0)}, 0) == (
+        set(),
+        {("marks", 1), ("oi", 0)},
+    )
