@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 import msgspec
@@ -32,6 +33,13 @@ dead_letter_decoder = msgspec.json.Decoder(DeadLetter)
 recorded_frame_decoder = msgspec.json.Decoder(RecordedFrame)
 ground_truth_decoder = msgspec.json.Decoder(GroundTruth)
 
+# Kafka headers of an envelope message: what a consumer needs to order and size envelopes
+# before it processes them (the worker's merge), without parsing the body (~0.2 µs per event)
+SEAL_HEADER = "liq-seal-ms"  # the envelope's ts_flush
+EVENTS_HEADER = "liq-events"  # how many events it carries
+
+Headers = Iterable[tuple[str, bytes | None]] | Mapping[str, bytes | None]
+
 DecodeError = msgspec.DecodeError
 ValidationError = msgspec.ValidationError
 
@@ -55,3 +63,31 @@ def to_builtins(obj: Any) -> Any:
 
 def decode_as(data: bytes | str, type_: type[T]) -> T:
     return msgspec.json.decode(data, type=type_)
+
+
+def envelope_headers(envelope: Envelope) -> list[tuple[str, bytes]]:
+    return [
+        (SEAL_HEADER, str(envelope.ts_flush).encode()),
+        (EVENTS_HEADER, str(len(envelope.events)).encode()),
+    ]
+
+
+def head_from_headers(headers: Headers | None) -> tuple[int, int] | None:
+    """(seal time, event count) from an envelope message's headers; None when they are not
+    there (another producer) or not numbers, and the body's head must be decoded instead."""
+    if not headers:
+        return None
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    seal = count = None
+    for key, value in pairs:
+        if key == SEAL_HEADER:
+            seal = value
+        elif key == EVENTS_HEADER:
+            count = value
+    if seal is None or count is None:
+        return None
+    try:
+        head = int(seal), int(count)
+    except ValueError:
+        return None
+    return head if head[1] >= 0 else None

@@ -57,6 +57,9 @@ class SourceMessage(Protocol):
     @property
     def value(self) -> bytes | None: ...
 
+    @property
+    def headers(self) -> codec.Headers | None: ...
+
 
 @dataclass(frozen=True)
 class Ports:
@@ -369,16 +372,19 @@ class Pump:
 
 
 def _pending(event: Any, message: SourceMessage) -> Pending[_Item]:
-    """The message for the merge, ordered by its seal time (only the head is decoded yet)."""
+    """The message for the merge, ordered by its seal time: from the producer's headers, or
+    from the body's head (the rest is decoded on release)."""
     raw = message.value or b""
-    try:
-        head = codec.envelope_head_decoder.decode(raw)
-    except (codec.DecodeError, codec.ValidationError) as exc:
-        item = _Item(event, raw, f"bad envelope: {exc}")
-        return Pending(FIRST, message.topic, message.partition, message.offset, item)
-    item = _Item(event, raw)
-    size = len(head.events)
-    return Pending(head.ts_flush, message.topic, message.partition, message.offset, item, size)
+    seal_and_size = codec.head_from_headers(message.headers)
+    if seal_and_size is None:
+        try:
+            head = codec.envelope_head_decoder.decode(raw)
+        except (codec.DecodeError, codec.ValidationError) as exc:
+            item = _Item(event, raw, f"bad envelope: {exc}")
+            return Pending(FIRST, message.topic, message.partition, message.offset, item)
+        seal_and_size = head.ts_flush, len(head.events)
+    seal, size = seal_and_size
+    return Pending(seal, message.topic, message.partition, message.offset, _Item(event, raw), size)
 
 
 def _decoded(item: _Item) -> Envelope | str:

@@ -44,7 +44,9 @@ class KafkaPublisher:
         self.failed = 0
 
     def publish(self, envelope: Envelope) -> None:
-        self._send(self.topics.for_kind(envelope.kind), envelope.asset, codec.encode(envelope))
+        topic = self.topics.for_kind(envelope.kind)
+        value = codec.encode(envelope)
+        self._send(topic, envelope.asset, value, codec.envelope_headers(envelope))
 
     def publish_dead_letter(self, dead: DeadLetter) -> None:
         self._send(self.topics.dlq, dead.venue, codec.encode(dead))
@@ -60,7 +62,13 @@ class KafkaPublisher:
         remaining: int = self._producer.flush(timeout_s)
         return remaining
 
-    def _send(self, topic: str, key: str, value: bytes) -> None:
+    def _send(
+        self, topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]] | None = None
+    ) -> None:
+        # confluent-kafka's stubs take str | bytes | None values (list is invariant)
+        kafka_headers: list[tuple[str, str | bytes | None]] | None = (
+            list(headers) if headers is not None else None
+        )
         sent_at = time.perf_counter()
 
         def on_delivery(err: KafkaError | None, _msg: Message) -> None:
@@ -75,7 +83,9 @@ class KafkaPublisher:
 
         while True:
             try:
-                self._producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
+                self._producer.produce(
+                    topic, value=value, key=key, headers=kafka_headers, on_delivery=on_delivery
+                )
                 return
             except BufferError:
                 # local queue full: back-pressure instead of an unbounded buffer

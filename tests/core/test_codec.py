@@ -65,6 +65,35 @@ def test_envelope_round_trip(events: list[Any], kind: EventKind, ts: int) -> Non
     assert codec.envelope_decoder.decode(codec.encode(env)) == env
 
 
+@settings(max_examples=200)
+@given(st.lists(EVENTS, max_size=5), ms, st.booleans())
+def test_envelope_headers_round_trip_to_the_bodys_head(
+    events: list[Any], ts: int, as_mapping: bool
+) -> None:
+    env = Envelope(
+        kind=EventKind.LIQUIDATION, asset="BTC", producer="p", seq=1, ts_flush=ts, events=events
+    )
+    pairs = codec.envelope_headers(env)
+    head = codec.envelope_head_decoder.decode(codec.encode(env))
+    headers: codec.Headers = dict(pairs) if as_mapping else [("trace", b"x"), *pairs]
+    assert codec.head_from_headers(headers) == (head.ts_flush, len(head.events))
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        None,
+        [],
+        [(codec.SEAL_HEADER, b"12")],  # no count
+        [(codec.SEAL_HEADER, b"12"), (codec.EVENTS_HEADER, b"many")],
+        [(codec.SEAL_HEADER, None), (codec.EVENTS_HEADER, b"3")],
+        [(codec.SEAL_HEADER, b"12"), (codec.EVENTS_HEADER, b"-1")],
+    ],
+)
+def test_missing_or_unreadable_headers_say_decode_the_body(headers: Any) -> None:
+    assert codec.head_from_headers(headers) is None
+
+
 @pytest.mark.parametrize(
     ("cls", "decoder"),
     [

@@ -46,6 +46,7 @@ class Msg:
     partition: int
     offset: int
     value: bytes
+    headers: list[tuple[str, bytes]] | None = None
 
 
 @dataclass
@@ -60,7 +61,9 @@ def _logs(envelopes: list[Envelope]) -> dict[tuple[str, int], list[Msg]]:
     logs: dict[tuple[str, int], list[Msg]] = {(t, p): [] for t in MERGED for p in range(PARTITIONS)}
     for env in envelopes:
         tp = (TOPIC[env.kind], zlib.crc32(env.asset.encode()) % PARTITIONS)
-        logs[tp].append(Msg(tp[0], tp[1], len(logs[tp]), codec.encode(env)))
+        # half with the producer's headers, half without (the body's head is decoded then)
+        headers = codec.envelope_headers(env) if env.seq % 2 else None
+        logs[tp].append(Msg(tp[0], tp[1], len(logs[tp]), codec.encode(env), headers))
     return logs
 
 
