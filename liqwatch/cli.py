@@ -330,7 +330,14 @@ def bench_model() -> None:
     show_default=True,
     help="Event time one envelope of the worker load may span (the live batcher: 250 ms).",
 )
-def bench_engine(faust: bool, envelope_span_ms: int) -> None:
+@click.option(
+    "--repeats",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="Worker and naive runs, alternated; the ratio uses the best of each.",
+)
+def bench_engine(faust: bool, envelope_span_ms: int, repeats: int) -> None:
     """Engine events/s: embedded, and the Faust worker vs a naive per-event agent."""
     from liqwatch.bench.engine import run_embedded  # noqa: PLC0415
 
@@ -338,7 +345,7 @@ def bench_engine(faust: bool, envelope_span_ms: int) -> None:
     if faust:
         from liqwatch.bench.worker import run_worker_bench  # noqa: PLC0415
 
-        run_worker_bench(envelope_span_ms=envelope_span_ms)
+        run_worker_bench(envelope_span_ms=envelope_span_ms, repeats=repeats)
 
 
 @bench.command("sink")

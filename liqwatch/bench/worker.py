@@ -42,6 +42,9 @@ TARGET_WORKER_EPS = 50_000.0
 TARGET_SPEEDUP = 15.0
 TARGET_RSS_MB = 300.0
 TARGET_FLUSH_MS = 50.0
+# worker and naive runs, alternated; the ratio uses the best of each: other load on a shared
+# machine only ever slows a run down (as timeit takes the minimum of its repeats)
+WORKER_REPEATS = 2
 
 
 @dataclass(frozen=True)
@@ -63,23 +66,32 @@ class Throughput:
 
 
 def run_worker_bench(
-    events: int = 1_500_000, naive_events: int = 60_000, envelope_span_ms: int = 2_000
+    events: int = 1_500_000,
+    naive_events: int = 60_000,
+    envelope_span_ms: int = 2_000,
+    repeats: int = WORKER_REPEATS,
 ) -> dict[str, Any]:
     load = StressLoad(events=events, envelope_span_ms=envelope_span_ms)
     envelopes = stress_envelopes(load)
     total = sum(len(e.events) for e in envelopes)
     engine = _engine_alone(envelopes)
+    workers: list[Throughput] = []
+    naives: list[Throughput] = []
     with tempfile.TemporaryDirectory(prefix="liqwatch-bench-worker-") as tmp:
         broker = KafkaBroker(Path(tmp) / "kafka", heap="1g")
         broker.start(timeout=120)
         try:
             publish_s = _publish_envelopes(broker.bootstrap, envelopes)
-            worker = _run_worker(broker.bootstrap, Path(tmp), total)
-            naive = _run_naive(broker.bootstrap, Path(tmp), envelopes, naive_events)
+            naive_total = _publish_naive_input(broker.bootstrap, envelopes, naive_events)
+            # alternated, each run a fresh consumer group reading from the start: a slow spell
+            # of a shared machine then falls on both sides of the ratio
+            for run in range(repeats):
+                workers.append(_run_worker(broker.bootstrap, Path(tmp), total, run))
+                naives.append(_run_naive(broker.bootstrap, Path(tmp), naive_total, run))
         finally:
             broker.stop()
     flush = measure_flush_delays()
-    result = _result(load, envelopes, total, engine, worker, naive, flush, publish_s)
+    result = _result(load, envelopes, total, engine, workers, naives, flush, publish_s)
     print_report(result)
     return result
 
@@ -114,47 +126,56 @@ def _publish_envelopes(bootstrap: str, envelopes: list[Envelope]) -> float:
     return time.perf_counter() - started
 
 
-def _run_worker(bootstrap: str, tmp: Path, total: int) -> Throughput:
+def _run_worker(bootstrap: str, tmp: Path, total: int, run: int = 0) -> Throughput:
     port = free_port()
     env = {
         **os.environ,
         "LIQWATCH_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "LIQWATCH_KAFKA_TOPIC_PREFIX": PREFIX,
         "LIQWATCH_KAFKA_PARTITIONS": str(PARTITIONS),
-        "LIQWATCH_WORKER_APP_ID": "bench-worker",
-        "LIQWATCH_WORKER_STATE_DIR": str(tmp / "worker-state"),
+        "LIQWATCH_WORKER_APP_ID": f"bench-worker-{run}",
+        "LIQWATCH_WORKER_STATE_DIR": str(tmp / f"worker-state-{run}"),
         "LIQWATCH_METRICS_PORT": str(port),
         "LIQWATCH_METRICS_HOST": "127.0.0.1",
     }
     cmd = [sys.executable, "-m", "processors.service"]
     counter = "liqwatch_worker_events_total"
-    return _timed_process(cmd, env, tmp / "worker.log", port=port, counter=counter, total=total)
+    log = tmp / f"worker-{run}.log"
+    return _timed_process(cmd, env, log, port=port, counter=counter, total=total)
 
 
-def _run_naive(bootstrap: str, tmp: Path, envelopes: list[Envelope], wanted: int) -> Throughput:
+NAIVE_TOPIC = f"{PREFIX}naive_events"
+
+
+def _publish_naive_input(bootstrap: str, envelopes: list[Envelope], wanted: int) -> int:
+    """The first ``wanted`` events, one message each; returns how many were published."""
     from confluent_kafka import Producer  # noqa: PLC0415
 
-    topic = f"{PREFIX}naive_events"
-    create_topics(bootstrap, [topic], PARTITIONS)
+    create_topics(bootstrap, [NAIVE_TOPIC], PARTITIONS)
     producer = Producer(
         {"bootstrap.servers": bootstrap, "linger.ms": 5, "partitioner": "murmur2_random"}
     )
     sent = 0
     for envelope in envelopes:
         for event in envelope.events[: wanted - sent]:
-            producer.produce(topic, key=event.asset.encode(), value=codec.encode(event))
+            producer.produce(NAIVE_TOPIC, key=event.asset.encode(), value=codec.encode(event))
             producer.poll(0)
             sent += 1
         if sent >= wanted:
             break
     if producer.flush(60):
         raise RuntimeError("the naive agent's input could not be published")
+    return sent
+
+
+def _run_naive(bootstrap: str, tmp: Path, total: int, run: int = 0) -> Throughput:
     port = free_port()
-    args = [bootstrap, topic, "bench-naive", str(port), str(tmp / "naive-state")]
+    state = tmp / f"naive-state-{run}"
+    args = [bootstrap, NAIVE_TOPIC, f"bench-naive-{run}", str(port), str(state)]
     cmd = [sys.executable, "-m", "liqwatch.bench.naive_agent", *args]
     counter = "liqwatch_bench_naive_events_total"
-    log = tmp / "naive.log"
-    return _timed_process(cmd, dict(os.environ), log, port=port, counter=counter, total=sent)
+    log = tmp / f"naive-{run}.log"
+    return _timed_process(cmd, dict(os.environ), log, port=port, counter=counter, total=total)
 
 
 def _timed_process(
@@ -243,11 +264,14 @@ def _result(
     envelopes: list[Envelope],
     total: int,
     engine: Throughput,
-    worker: Throughput,
-    naive: Throughput,
+    workers: list[Throughput],
+    naives: list[Throughput],
     flush: list[FlushDelay],
     publish_s: float,
 ) -> dict[str, Any]:
+    worker = max(workers, key=lambda t: t.events_per_s)
+    naive = max(naives, key=lambda t: t.events_per_s)
+    peak_rss = max(t.peak_rss_mb for t in workers)
     speedup = worker.events_per_s / naive.events_per_s if naive.events_per_s else 0.0
     flush_max = max(f.max_ms for f in flush)
     per_kind: dict[str, int] = {}
@@ -271,8 +295,10 @@ def _result(
         "worker_events_per_cpu_s": worker.events_per_cpu_s,
         "worker_envelopes_per_s": worker.events_per_s * len(envelopes) / total,
         "worker_seconds": worker.seconds,
-        "worker_peak_rss_mb": worker.peak_rss_mb,
-        "worker_merge_forced_releases": worker.forced_releases,
+        "worker_peak_rss_mb": peak_rss,
+        "worker_merge_forced_releases": max(t.forced_releases for t in workers),
+        "worker_runs_events_per_s": [t.events_per_s for t in workers],
+        "naive_runs_events_per_s": [t.events_per_s for t in naives],
         "naive_events": naive.events,
         "naive_events_per_s": naive.events_per_s,
         "naive_events_per_cpu_s": naive.events_per_cpu_s,
@@ -285,7 +311,7 @@ def _result(
         "checks": {
             "worker >= 50k events/s": worker.events_per_s >= TARGET_WORKER_EPS,
             "worker >= 15x naive": speedup >= TARGET_SPEEDUP,
-            "worker RSS <= 300 MB": worker.peak_rss_mb <= TARGET_RSS_MB,
+            "worker RSS <= 300 MB": peak_rss <= TARGET_RSS_MB,
             "flush adds <= 50 ms": flush_max <= TARGET_FLUSH_MS,
         },
     }
@@ -314,6 +340,7 @@ def _rate_rows(r: dict[str, Any]) -> list[Row]:
             _verdict(checks["worker >= 50k events/s"]),
         ),
         ("naive agent: 1 msg + 1 table write per event", rate("naive"), "", ""),
+        ("  runs, alternated (the best of each above)", _runs(r), "", ""),
         (
             "worker / naive",
             f"{r['speedup_vs_naive']:>9.1f}x   {r['speedup_vs_naive_cpu']:>9.1f}x per CPU-s",
@@ -333,6 +360,13 @@ def _rate_rows(r: dict[str, Any]) -> list[Row]:
             _verdict(checks["worker RSS <= 300 MB"]),
         ),
     ]
+
+
+def _runs(r: dict[str, Any]) -> str:
+    def rates(key: str) -> str:
+        return " ".join(f"{x / 1000:.1f}k" for x in r[key])
+
+    return f"worker {rates('worker_runs_events_per_s')}, naive {rates('naive_runs_events_per_s')}"
 
 
 def _flush_rows(r: dict[str, Any]) -> list[Row]:
