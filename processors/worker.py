@@ -11,6 +11,7 @@ the work that needs no new message (the end of the merge, snapshots when the str
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -35,6 +36,11 @@ log = logging.getLogger(__name__)
 STATE_TABLE = "engine_state"
 MAX_POLL_RECORDS = 500
 PRODUCER_LINGER_S = 0.005
+# Python's default 5 ms: the aiokafka consumer thread takes the GIL from the busy main thread
+# that often, and each hand-over costs both. Measured on the stress load, alternated runs:
+# worker +2 to +28 %, the naive agent +2 to +13 %. Only a saturated worker waits longer for
+# its other threads (consumer, /metrics), by at most this much.
+GIL_SWITCH_INTERVAL_S = 0.05
 
 
 def default_engine_factory(registry: CollectorRegistry, metrics: WorkerMetrics) -> EngineFactory:
@@ -288,6 +294,7 @@ def run_worker(
     so ``/readyz`` says whether partitions are assigned and the state table is recovered.
     """
     require_output_topics(kafka)
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     app = build_app(kafka, worker, registry, readiness=readiness)
     faust_worker = faust.Worker(app, loglevel=loglevel, quiet=True)
     faust_worker.execute_from_commandline()
