@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from liqwatch.bench import WORKER_REPEATS
 from liqwatch.settings import default_data_dir
 
 DATA_DIR = click.option(
@@ -333,7 +334,7 @@ def bench_model() -> None:
 @click.option(
     "--repeats",
     type=click.IntRange(min=1),
-    default=2,
+    default=WORKER_REPEATS,
     show_default=True,
     help="Worker and naive runs, alternated; the ratio uses the best of each.",
 )

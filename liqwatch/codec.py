@@ -38,7 +38,8 @@ ground_truth_decoder = msgspec.json.Decoder(GroundTruth)
 SEAL_HEADER = "liq-seal-ms"  # the envelope's ts_flush
 EVENTS_HEADER = "liq-events"  # how many events it carries
 
-Headers = Iterable[tuple[str, bytes | None]] | Mapping[str, bytes | None]
+HeaderValue = str | bytes | None
+Headers = Iterable[tuple[str, HeaderValue]] | Mapping[str, HeaderValue]
 
 DecodeError = msgspec.DecodeError
 ValidationError = msgspec.ValidationError
@@ -65,7 +66,7 @@ def decode_as(data: bytes | str, type_: type[T]) -> T:
     return msgspec.json.decode(data, type=type_)
 
 
-def envelope_headers(envelope: Envelope) -> list[tuple[str, bytes]]:
+def envelope_headers(envelope: Envelope) -> list[tuple[str, HeaderValue]]:
     return [
         (SEAL_HEADER, str(envelope.ts_flush).encode()),
         (EVENTS_HEADER, str(len(envelope.events)).encode()),

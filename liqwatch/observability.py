@@ -10,7 +10,7 @@ import logging
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -34,7 +34,7 @@ class Children(Generic[M]):
         self._metric = metric
         self._children: dict[str, M] = {}
 
-    def __call__(self, value: Any) -> M:
+    def __call__(self, value: str) -> M:
         child = self._children.get(value)
         if child is None:
             child = self._children[value] = self._metric.labels(value)

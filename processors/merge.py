@@ -146,13 +146,8 @@ class PartitionMerge(Generic[T]):
         limit everything flows again. With ``partition``, only that partition's topics are
         paused or resumed for being ahead or waited for (as ``release``).
         """
-        waiting = set(self.waiting_for(caught_up, partition))
-        if self._events < self.max_events // 2:
-            resume = set(paused)
-        elif partition is None:
-            resume = paused & waiting
-        else:
-            resume = {tp for tp in paused if tp[1] == partition} & waiting
+        waiting = set(self.waiting_for(caught_up, partition))  # of ``partition`` alone if given
+        resume = set(paused) if self._events < self.max_events // 2 else paused & waiting
         pause: set[TopicPartition] = set()
         if self._events > self.max_events:
             queued = {

@@ -69,7 +69,7 @@ class Ports:
     send_alert: Callable[[bytes, bytes], object]
     send_dead_letter: Callable[[bytes, bytes], object]
     flush: Callable[[], Awaitable[None]]  # wait until everything buffered is on the broker
-    ack: Callable[[Any], Awaitable[None]]  # ack one source event (its offset may be committed)
+    ack: Callable[[Any], object]  # ack one source event (its offset may be committed)
     caught_up: CaughtUp
     # why a topic-partition is not caught up (offsets), for the stall warning
     describe: Callable[[str, int], str] = lambda _t, _p: ""
@@ -79,7 +79,7 @@ class Ports:
 class _Item:
     event: Any  # the framework's event, acked once a snapshot covers it
     # the envelope as it came: decoded only when the merge releases it, since decoded events
-    # take about twice the memory of their JSON and the merge may hold ~50,000 of them
+    # take about twice the memory of their JSON and the merge may hold ~100,000 of them
     raw: bytes
     error: str = ""  # why the message is not an envelope (it goes to the dead-letter topic)
 
@@ -356,8 +356,8 @@ class Pump:
         for asset, blob in snaps.items():
             self.state[asset.encode()] = blob
         held, self._held = self._held, []
-        for _partition, event in held:  # no await suspends here: Faust never commits half a save
-            await self.ports.ack(event)
+        for _partition, event in held:  # no await here: Faust never commits half a save
+            self.ports.ack(event)
         self.metrics.snapshots.inc(len(snaps))
         self.metrics.snapshot_seconds.observe(time.perf_counter() - started)
         self._gauges()

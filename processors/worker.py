@@ -195,7 +195,7 @@ def _ports(app: faust.App, topics: Topics, merge: PartitionMerge[Any]) -> Ports:
         send_alert=lambda k, v: alerts.send_soon(key=k, value=v),
         send_dead_letter=lambda k, v: dlq.send_soon(key=k, value=v),
         flush=lambda: app.producer.flush(),  # noqa: PLW0108 - the producer is made at start
-        ack=_ack,
+        ack=lambda event: event.ack(),  # Faust may commit its offset from now on
         caught_up=caught_up,
         describe=describe,
     )
@@ -225,11 +225,6 @@ def _flow_ports(app: faust.App) -> FlowPorts:
         await thread.seek_wait({TopicPartition(t, p): o for (t, p), o in positions.items()})
 
     return FlowPorts(pause=pause, resume=resume, seek=seek)
-
-
-async def _ack(event: Any) -> None:
-    """Acks one source event: Faust may commit its offset from now on."""
-    event.ack()
 
 
 def _connect_rebalance(

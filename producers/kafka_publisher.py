@@ -63,12 +63,12 @@ class KafkaPublisher:
         return remaining
 
     def _send(
-        self, topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]] | None = None
+        self,
+        topic: str,
+        key: str,
+        value: bytes,
+        headers: list[tuple[str, codec.HeaderValue]] | None = None,
     ) -> None:
-        # confluent-kafka's stubs take str | bytes | None values (list is invariant)
-        kafka_headers: list[tuple[str, str | bytes | None]] | None = (
-            list(headers) if headers is not None else None
-        )
         sent_at = time.perf_counter()
 
         def on_delivery(err: KafkaError | None, _msg: Message) -> None:
@@ -84,7 +84,7 @@ class KafkaPublisher:
         while True:
             try:
                 self._producer.produce(
-                    topic, value=value, key=key, headers=kafka_headers, on_delivery=on_delivery
+                    topic, value=value, key=key, headers=headers, on_delivery=on_delivery
                 )
                 return
             except BufferError:

@@ -1,1 +1,6 @@
 """Benchmarks that compose producers and processors (wired into ``liqwatch bench``)."""
+
+# worker and naive runs of ``liqwatch bench engine``, alternated; the ratio uses the best of
+# each: other load on a shared machine only ever slows a run down (as timeit takes the minimum
+# of its repeats)
+WORKER_REPEATS = 2

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from liqwatch import codec
+from liqwatch.bench import WORKER_REPEATS
 from liqwatch.bench.flush_delay import FlushDelay, measure_flush_delays
 from liqwatch.bench.naive_agent import SHARED_SETTINGS
 from liqwatch.bench.worker_load import StressLoad, stress_envelopes
@@ -42,9 +43,6 @@ TARGET_WORKER_EPS = 50_000.0
 TARGET_SPEEDUP = 15.0
 TARGET_RSS_MB = 300.0
 TARGET_FLUSH_MS = 50.0
-# worker and naive runs, alternated; the ratio uses the best of each: other load on a shared
-# machine only ever slows a run down (as timeit takes the minimum of its repeats)
-WORKER_REPEATS = 2
 
 
 @dataclass(frozen=True)

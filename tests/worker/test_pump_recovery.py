@@ -136,7 +136,7 @@ class Session:
         self.broker.durable += self.buffer
         self.buffer = []
 
-    async def _ack(self, msg: Msg) -> None:
+    def _ack(self, msg: Msg) -> None:
         tp = (msg.topic, msg.partition)
         assert msg.offset == self.acked.get(tp, self.broker.committed.get(tp, 0))
         self.acked[tp] = msg.offset + 1
