@@ -11,31 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import msgspec
-
 from liqwatch.schema import AlertStatus, Intensity
 from processors.engine.common import LONG
 from processors.engine.config import ApproachConfig
-from processors.engine.tracker import ClusterTracker, TrackedCluster
-
-
-class OpenApproach(msgspec.Struct, kw_only=True):
-    alert_id: str
-    cid: str
-    side: int
-    band_lo: float
-    band_hi: float
-    near: float
-    invalidation: float
-    created_at: int
-    price_at: float
-    notional: float
-    zscore: float
-
-
-class ApproachState(msgspec.Struct, kw_only=True):
-    open: list[OpenApproach] = msgspec.field(default_factory=list)
-    disarmed: list[str] = msgspec.field(default_factory=list)  # cluster ids awaiting re-arm
+from processors.engine.state import ApproachState, OpenApproach, TrackedCluster
+from processors.engine.tracker import ClusterTracker
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from processors.engine.common import TICK_MS, IntArray
 from processors.engine.config import AssetConfig
 from processors.engine.estimated import EstimatedLayer, OIChanges, Rows
 from processors.engine.grid import PriceGrid, shift_arrays
-from processors.engine.implied import ForcedTally, implied, tally_run
+from processors.engine.implied import implied, tally_run
 from processors.engine.inputs import (
     C,
     LiqColumns,
@@ -46,7 +46,7 @@ from processors.engine.pressure import PressureTracker
 from processors.engine.realized import RealizedLayer
 from processors.engine.reporting import Output, Reporter
 from processors.engine.snapshots import cluster_snapshots, heatmap_snapshot
-from processors.engine.state import AssetState
+from processors.engine.state import AssetState, ForcedTally
 from processors.engine.sweep import SweepDetector
 from processors.engine.tracker import ClusterTracker
 

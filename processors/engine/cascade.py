@@ -25,46 +25,12 @@ import numpy as np
 from liqwatch.schema import CascadePhase, Venue
 from processors.engine.common import FloatArray, IntArray
 from processors.engine.config import CascadeConfig
+from processors.engine.state import CascadeRun, CascadeState
 from processors.engine.sums import pairwise_sum
 
 VENUES = list(Venue)
 SPARE_BINS = 64  # ring slack beyond the window: chunks never span more than one second
 FEW_SLOTS = 4  # a ring advance this short clears slot by slot (cheaper than index arrays)
-
-
-class CascadeRun(msgspec.Struct, kw_only=True):
-    cascade_id: str
-    side: int
-    started_at: int
-    detected_at: int
-    threshold: float
-    level: float  # side window notional at the last phase change
-    total: float
-    events: int
-    venues_mask: int
-    price_start: float
-    peak_rate: float
-    last_active: int
-    window: float
-    phase_seq: int = 0
-    implied: float = 0.0  # notional implied by open interest on sampled venues
-    last_event: int = 0  # time of the cascade side's latest liquidation
-
-
-class CascadeState(msgspec.Struct, kw_only=True):
-    notional: np.ndarray  # (side, bin ring)
-    count: np.ndarray  # (side, bin ring)
-    biggest: np.ndarray  # (side, bin ring) largest single liquidation
-    first_ts: np.ndarray  # (side, bin ring) earliest liquidation time in the bin
-    venues: np.ndarray  # (side, bin ring) bit mask of venues
-    price: np.ndarray  # (bin ring) last mark price in the bin, NaN if none
-    head_bin: int
-    per_second: np.ndarray  # (second ring) total notional, both sides, for the baseline
-    head_sec: int
-    baseline_sec: int = -1
-    baseline_value: float = 0.0
-    runs: list[CascadeRun | None] = msgspec.field(default_factory=lambda: [None, None])
-    last_liq: list[int] = msgspec.field(default_factory=lambda: [0, 0])  # latest per side
 
 
 @dataclass(frozen=True)

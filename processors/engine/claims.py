@@ -14,11 +14,12 @@ from liqwatch.schema import (
     SweepSignal,
 )
 from processors.engine.alerts import Claim, pct, px, side_of, usd
-from processors.engine.approach import ApproachResolution, OpenApproach
+from processors.engine.approach import ApproachResolution
 from processors.engine.cascade import CascadeEvent, venue_names
 from processors.engine.common import LONG, MODEL
 from processors.engine.keylevels import KeyLevelHit
 from processors.engine.pressure import TIMEFRAME_NAMES, PressureShift
+from processors.engine.state import OpenApproach
 from processors.engine.sweep import SweepResult
 from processors.engine.tracker import ShiftEvent
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 import functools
 import math
 
-import msgspec
 import numpy as np
 
 from liqwatch.schema import Intensity
 from processors.engine.common import LONG, FloatArray
 from processors.engine.config import ClusterConfig
 from processors.engine.grid import PriceGrid
+from processors.engine.state import RawCluster
 from processors.engine.sums import np_sum, run_sum
 
 TIERS = (Intensity.DIM, Intensity.MEDIUM, Intensity.BRIGHT)
@@ -28,14 +28,6 @@ try:  # the kernel np.convolve ends in, minus its wrapper; private, so a moved o
     from numpy._core.multiarray import correlate as _correlate
 except ImportError:  # pragma: no cover - another numpy than the pinned one
     _correlate = np.correlate
-
-
-class RawCluster(msgspec.Struct, frozen=True):
-    side: int
-    lo: int  # global bucket index, inclusive
-    hi: int  # global bucket index, inclusive
-    notional: float
-    peak_z: float
 
 
 def side_window(grid: PriceGrid, side: int, price: float, pct: float) -> tuple[int, int]:

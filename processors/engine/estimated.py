@@ -18,40 +18,16 @@ import operator
 from dataclasses import dataclass
 from operator import itemgetter
 
-import msgspec
 import numpy as np
 
 from processors.engine.common import LONG, SHORT, BoolArray, FloatArray, IntArray
 from processors.engine.config import ModelConfig
 from processors.engine.grid import PriceGrid
+from processors.engine.state import EstimatedState, InstrumentOI
 
 FLUSH_USD = 1e-3
 _NO_USD: FloatArray = np.zeros(0)
 _NO_USD.flags.writeable = False
-
-
-class InstrumentOI(msgspec.Struct, kw_only=True):
-    venue: str
-    instrument: str
-    inverse: bool
-    oi_base: float
-    oi_usd: float
-    price: float  # price at the previous observation, for the direction split
-    ts: int
-
-
-class EstimatedState(msgspec.Struct, kw_only=True):
-    levels: np.ndarray  # (side, bucket) USD
-    fresh: np.ndarray  # (side, bucket) the same, fading fast: how much of a level is new
-    decayed_at: int
-    instruments: dict[str, InstrumentOI]
-    total_oi_usd: float = 0.0  # sum of the instruments' latest oi_usd
-    # (ts, mark price) of recent observations, for the direction split over a fixed horizon
-    prices: list[tuple[int, float]] = msgspec.field(default_factory=list)
-    added_usd: float = 0.0
-    removed_usd: float = 0.0
-    consumed_usd: float = 0.0
-    off_grid_usd: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -12,22 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 import numpy as np
 
 from processors.engine.common import FloatArray, IntArray
-
-
-class ForcedTally(msgspec.Struct, kw_only=True):
-    """Liquidations seen on one instrument since its last open-interest observation."""
-
-    usd: list[float] = msgspec.field(default_factory=lambda: [0.0, 0.0])
-    seconds: list[int] = msgspec.field(default_factory=lambda: [0, 0])
-    last_second: list[int] = msgspec.field(default_factory=lambda: [-1, -1])
-
-    @property
-    def total_usd(self) -> float:
-        return self.usd[0] + self.usd[1]
+from processors.engine.state import ForcedTally
 
 
 def tally_run(

@@ -9,15 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import msgspec
-
 from processors.engine.config import KeyLevelConfig
 from processors.engine.grid import PriceGrid
 from processors.engine.realized import RealizedLayer
-
-
-class KeyLevelState(msgspec.Struct, kw_only=True):
-    armed: list[bool]
+from processors.engine.state import KeyLevelState
 
 
 @dataclass(frozen=True)

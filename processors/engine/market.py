@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import msgspec
-
 from liqwatch.schema import Completeness, MarkPrice, VenueCoverage
 from processors.engine.config import StalenessConfig
+from processors.engine.state import MarketState, MarkInfo, VenueInfo
 
 DEFAULT_COMPLETENESS = {
     "binance": Completeness.SAMPLED,
@@ -22,28 +21,6 @@ DEFAULT_COMPLETENESS = {
 }
 OI_SAMPLE_MS = 60_000
 OI_HISTORY_MS = 3_600_000
-
-
-class MarkInfo(msgspec.Struct, kw_only=True):
-    venue: str
-    price: float
-    funding: float | None
-    ts: int
-
-
-class VenueInfo(msgspec.Struct, kw_only=True):
-    last_ts: int
-    completeness: Completeness
-
-
-class MarketState(msgspec.Struct, kw_only=True):
-    price: float = 0.0
-    price_ts: int = 0
-    marks: dict[str, MarkInfo] = msgspec.field(default_factory=dict)
-    venues: dict[str, VenueInfo] = msgspec.field(default_factory=dict)
-    instruments: dict[str, int] = msgspec.field(default_factory=dict)  # instrument → last ts
-    oi_history: list[tuple[int, float]] = msgspec.field(default_factory=list)
-    stale: list[str] = msgspec.field(default_factory=list)
 
 
 class MarketContext:

@@ -14,19 +14,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import msgspec
 import numpy as np
 
 from processors.engine.config import PressureConfig
+from processors.engine.state import PressureState
 
 TIMEFRAME_NAMES = ("1m", "5m", "1h")
-
-
-class PressureState(msgspec.Struct, kw_only=True):
-    samples: np.ndarray  # (timeframe, history) ring of x
-    count: np.ndarray  # (timeframe,) samples taken so far
-    value: np.ndarray  # (timeframe,) latest pressure
-    regime: list[int] = msgspec.field(default_factory=lambda: [0, 0, 0])  # -1, 0, +1
 
 
 @dataclass(frozen=True)

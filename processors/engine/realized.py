@@ -7,24 +7,15 @@ totals for the current tumbling window, which go to storage as heatmap snapshots
 
 from __future__ import annotations
 
-import msgspec
 import numpy as np
 
 from processors.engine.common import FloatArray, IntArray
 from processors.engine.config import RealizedConfig
+from processors.engine.state import RealizedState
 
 # Values below this (USD) are flushed to zero so arrays stay sparse and snapshots small.
 FLUSH_USD = 1e-3
 MAX_CACHED_STEPS = 64
-
-
-class RealizedState(msgspec.Struct, kw_only=True):
-    decayed: np.ndarray  # (timeframe, side, bucket)
-    totals: np.ndarray  # (timeframe, side): decayed sums over all buckets, incl. off-grid
-    tumbling: np.ndarray  # (side, bucket), exact, for the window starting at window_start
-    tumbling_totals: np.ndarray  # (side,)
-    window_start: int
-    decayed_at: int
 
 
 class RealizedLayer:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import msgspec
 import numpy as np
 
 from liqwatch.schema import Intensity
@@ -23,39 +22,8 @@ from processors.engine.clusters import TIERS
 from processors.engine.common import LONG, BoolArray, FloatArray, IntArray
 from processors.engine.config import SweepConfig
 from processors.engine.estimated import Consumed
-from processors.engine.tracker import ClusterTracker, TrackedCluster
-
-
-class PendingSweep(msgspec.Struct, kw_only=True):
-    cid: str
-    side: int
-    band_lo: float
-    band_hi: float
-    tier: Intensity
-    zscore: float
-    touched_at: int
-    crossed_at: int
-    estimated_usd: float
-    price_before: float
-    price_after: float
-    realized_usd: float = 0.0  # realized liquidations in the band within ±T of the crossing
-    busy_seconds: list[int] = msgspec.field(default_factory=list)  # …of a sampled feed
-
-
-class LiqChunk(msgspec.Struct, kw_only=True):
-    """One time-sorted run of realized liquidations: time, placement price, side, USD."""
-
-    ts: np.ndarray
-    price: np.ndarray
-    side: np.ndarray
-    usd: np.ndarray
-    sampled: np.ndarray
-
-
-class SweepState(msgspec.Struct, kw_only=True):
-    pending: list[PendingSweep] = msgspec.field(default_factory=list)
-    recent: list[LiqChunk] = msgspec.field(default_factory=list)  # for confirmation
-    last_price: float = 0.0
+from processors.engine.state import LiqChunk, PendingSweep, SweepState, TrackedCluster
+from processors.engine.tracker import ClusterTracker
 
 
 @dataclass(frozen=True)

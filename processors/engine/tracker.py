@@ -24,47 +24,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import msgspec
 from msgspec.structs import replace as copy
 
 from liqwatch.schema import Intensity
-from processors.engine.clusters import TIERS, RawCluster, tier_for
+from processors.engine.clusters import TIERS, tier_for
 from processors.engine.common import LONG, FloatArray
 from processors.engine.config import ClusterConfig
 from processors.engine.grid import PriceGrid
+from processors.engine.state import RawCluster, TrackedCluster, TrackerState
 from processors.engine.sums import np_sum, slice_sum
 
 STRONG = (Intensity.MEDIUM, Intensity.BRIGHT)  # tiers that can be a side's dominant cluster
-
-
-class TrackedCluster(msgspec.Struct, kw_only=True):
-    cid: str
-    side: int
-    lo: int  # global bucket indices, inclusive
-    hi: int
-    notional: float
-    peak_z: float
-    tier: Intensity | None
-    first_seen: int
-    last_seen: int
-    misses: int = 0
-    announced: bool = False
-    touched_at: int = 0  # price inside the band since (0: not inside)
-    price_before: float = 0.0  # the last price before it entered the band
-    ever_touched: bool = False
-    consumed: float = 0.0  # estimated USD consumed by price inside the band
-    # once announced, the band is held fixed so its notional is measured on the same buckets
-    band_lo: int = 0
-    band_hi: int = 0
-    band_usd: float = 0.0
-    peak_usd: float = 0.0
-    retired: bool = False  # dissolved: never announced again (a new cluster may form there)
-    news_since: int = 0  # bright and news without a break since (0: not now)
-
-
-class TrackerState(msgspec.Struct, kw_only=True):
-    clusters: list[TrackedCluster] = msgspec.field(default_factory=list)
-    dominant: list[str] = msgspec.field(default_factory=lambda: ["", ""])
 
 
 @dataclass(frozen=True)

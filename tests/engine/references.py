@@ -13,8 +13,9 @@ import numpy as np
 
 from processors.engine.cascade import BinSide
 from processors.engine.common import BoolArray, FloatArray, IntArray
-from processors.engine.estimated import EstimatedLayer, InstrumentOI, is_inverse
+from processors.engine.estimated import EstimatedLayer, is_inverse
 from processors.engine.inputs import LiqColumns, MarkColumns, OIColumns
+from processors.engine.state import InstrumentOI
 
 
 def _changes(values: IntArray) -> BoolArray:

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from liqwatch.schema import AlertStatus, Intensity, Side, SweepSignal
-from processors.engine.clusters import RawCluster
 from processors.engine.config import ClusterConfig, GridConfig
 from processors.engine.grid import PriceGrid
+from processors.engine.state import RawCluster
 from processors.engine.tracker import ClusterTracker
 from tests.engine.events import T0, Driver, config, liq, mark, oi, quiet_marks
 

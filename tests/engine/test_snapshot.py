@@ -10,9 +10,10 @@ from hypothesis import strategies as st
 from liqwatch.schema import Alert, CascadePhase, CascadeSignal
 from processors.engine import Engine, EngineConfig, SnapshotError
 from processors.engine.config import GridConfig, ModelConfig
-from processors.engine.estimated import EstimatedLayer, EstimatedState, OIChanges
+from processors.engine.estimated import EstimatedLayer, OIChanges
 from processors.engine.grid import PriceGrid
 from processors.engine.serde import decode_state, encode_state
+from processors.engine.state import EstimatedState
 from tests.engine.events import T0
 from tests.engine.market import random_envelopes
 

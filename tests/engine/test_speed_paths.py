@@ -16,8 +16,9 @@ from processors.engine.cascade import (
     CascadeEvent,
 )
 from processors.engine.config import CascadeConfig, StalenessConfig
-from processors.engine.implied import ForcedTally, tally_run
+from processors.engine.implied import tally_run
 from processors.engine.market import MarketContext
+from processors.engine.state import ForcedTally
 from tests.engine.references import bin_groups, one_bin_groups
 
 T0 = 1_760_130_000_000

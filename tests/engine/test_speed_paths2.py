@@ -7,18 +7,13 @@ import numpy as np
 import pytest
 
 from liqwatch.schema import Intensity
-from processors.engine.clusters import (
-    TIERS,
-    RawCluster,
-    find_clusters,
-    side_window,
-    tier_for,
-)
+from processors.engine.clusters import TIERS, find_clusters, side_window, tier_for
 from processors.engine.common import LONG, SHORT
 from processors.engine.config import ClusterConfig, GridConfig, ModelConfig
 from processors.engine.estimated import EstimatedLayer, OIChanges
 from processors.engine.grid import PriceGrid
-from processors.engine.tracker import ClusterTracker, TrackedCluster
+from processors.engine.state import RawCluster, TrackedCluster
+from processors.engine.tracker import ClusterTracker
 from tests.engine.references import consecutive_runs, held_from_columns, reference_from_columns
 
 PRICE = 60_000.0

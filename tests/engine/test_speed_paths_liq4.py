@@ -37,8 +37,9 @@ from processors.engine.cascade import (
 )
 from processors.engine.config import CascadeConfig, RealizedConfig
 from processors.engine.grid import shift_arrays
-from processors.engine.implied import ForcedTally, tally_run
-from processors.engine.realized import FLUSH_USD, RealizedLayer, RealizedState
+from processors.engine.implied import tally_run
+from processors.engine.realized import FLUSH_USD, RealizedLayer
+from processors.engine.state import ForcedTally, RealizedState
 from processors.engine.sums import pairwise_sum
 from tests.engine.references import bin_groups, bin_runs, one_bin_groups
 from tests.engine.replay import assert_same_run, run_engine, stress_blobs

@@ -83,8 +83,9 @@ from processors.engine.inputs import (
 )
 from processors.engine.market import MarketContext
 from processors.engine.reporting import Output
+from processors.engine.state import TrackedCluster
 from processors.engine.sweep import SweepDetector, SweepResult
-from processors.engine.tracker import ClusterTracker, TrackedCluster
+from processors.engine.tracker import ClusterTracker
 from tests.engine.references import held_from_columns, sliced_mask
 from tests.engine.replay import Run, assert_same_run, run_engine, stress_blobs
 

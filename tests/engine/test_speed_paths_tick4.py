@@ -34,11 +34,10 @@ from processors.engine import EngineConfig, claims
 from processors.engine import asset as asset_module
 from processors.engine import snapshots as snapshots_module
 from processors.engine import tracker as tracker_module
-from processors.engine.approach import ApproachDetector, ApproachResolution, OpenApproach
+from processors.engine.approach import ApproachDetector, ApproachResolution
 from processors.engine.asset import AssetEngine
 from processors.engine.clusters import (
     TIERS,
-    RawCluster,
     _smooth,
     find_clusters,
     runs_at_least,
@@ -49,8 +48,9 @@ from processors.engine.common import LONG, SHORT
 from processors.engine.config import ClusterConfig, GridConfig
 from processors.engine.grid import PriceGrid
 from processors.engine.pressure import PressureTracker
+from processors.engine.state import OpenApproach, RawCluster, TrackedCluster
 from processors.engine.sums import run_sum, slice_sum
-from processors.engine.tracker import ClusterTracker, ShiftEvent, TrackedCluster
+from processors.engine.tracker import ClusterTracker, ShiftEvent
 from tests.engine.references import consecutive_runs
 from tests.engine.replay import assert_same_run, run_engine, stress_blobs
 

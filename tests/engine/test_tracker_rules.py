@@ -8,10 +8,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from processors.engine.clusters import RawCluster
 from processors.engine.common import LONG, SHORT
 from processors.engine.config import ClusterConfig, GridConfig
 from processors.engine.grid import PriceGrid
+from processors.engine.state import RawCluster
 from processors.engine.tracker import ClusterTracker, ShiftEvent
 from tests.engine.events import T0
 
