@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.plugins.servers", "tests.plugins.smtp"]
+pytest_plugins = ["tests.plugins.servers", "tests.plugins.smtp", "tests.plugins.interpreted"]

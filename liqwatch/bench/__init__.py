@@ -4,3 +4,12 @@
 # each: other load on a shared machine only ever slows a run down (as timeit takes the minimum
 # of its repeats)
 WORKER_REPEATS = 2
+
+
+def engine_build() -> str:
+    """How this process runs the engine's components (setup.py compiles them)."""
+    import processors.engine  # noqa: PLC0415 - the CLI imports this package without the engine
+
+    if processors.engine.COMPILED:
+        return "compiled (mypyc)"
+    return "interpreted (Python sources)"

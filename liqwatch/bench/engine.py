@@ -18,6 +18,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from liqwatch.bench import engine_build
 from liqwatch.bench.detect import quiet_engine_logs
 from liqwatch.schema import (
     Completeness,
@@ -248,9 +249,10 @@ def run_embedded(
         "speedup": prefix_rate / naive_rate,
         "target_events_s": TARGET_EVENTS_S,
         "passed": engine_rate >= TARGET_EVENTS_S,
+        "engine_build": engine_build(),
     }
     result["report"] = (
-        f"engine (embedded, one core, CPU time): {stream.events:,} events in "
+        f"engine (embedded, one core, CPU time, {engine_build()}): {stream.events:,} events in "
         f"{len(stream.envelopes):,} envelopes, {len(ASSETS)} assets × "
         f"{len(VENUES) * len(INSTRUMENTS)} instruments, {seconds} s of market at {rate:,} "
         f"events/s\n"

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from liqwatch import codec
-from liqwatch.bench import WORKER_REPEATS
+from liqwatch.bench import WORKER_REPEATS, engine_build
 from liqwatch.bench.flush_delay import FlushDelay, measure_flush_delays
 from liqwatch.bench.naive_agent import SHARED_SETTINGS
 from liqwatch.bench.worker_load import StressLoad, stress_envelopes
@@ -392,6 +392,7 @@ def print_report(r: dict[str, Any]) -> None:
     mix = ", ".join(f"{kind} {share:.0%}" for kind, share in load["mix"].items())
     print(f"  stress-day mix: {mix}")
     print(f"  both Faust apps use: {SHARED_SETTINGS}")
+    print(f"  the worker's engine: {engine_build()}")
     print(
         f"  envelopes sealed at {load['envelope_span_ms']:,} ms of event time or 300 events "
         "(the live batcher seals at 250 ms: --envelope-span-ms 250 measures that size)"

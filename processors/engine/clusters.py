@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -24,10 +26,19 @@ from processors.engine.sums import np_sum, run_sum
 TIERS = (Intensity.DIM, Intensity.MEDIUM, Intensity.BRIGHT)
 RANK = {tier: i for i, tier in enumerate(TIERS)}  # == TIERS.index(tier)
 
-try:  # the kernel np.convolve ends in, minus its wrapper; private, so a moved one falls back
-    from numpy._core.multiarray import correlate as _correlate
-except ImportError:  # pragma: no cover - another numpy than the pinned one
-    _correlate = np.correlate
+
+def _correlate_kernel() -> Callable[..., Any]:
+    """The kernel np.convolve ends in, minus its wrapper; private, so a moved one falls back.
+    (A function, not a try/except at module level: mypyc cannot compile a rebound import.)"""
+    try:
+        from numpy._core.multiarray import correlate  # noqa: PLC0415
+    except ImportError:  # pragma: no cover - another numpy than the pinned one
+        return np.correlate
+    kernel: Callable[..., Any] = correlate
+    return kernel
+
+
+_correlate = _correlate_kernel()
 
 
 def side_window(grid: PriceGrid, side: int, price: float, pct: float) -> tuple[int, int]:

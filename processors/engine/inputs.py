@@ -93,7 +93,8 @@ _FIELD_NAMES: dict[type, tuple[str, ...]] = {
 def sliced(cols: C, a: int, b: int) -> C:
     """Rows [a, b) of a column set."""
     cls = type(cols)
-    return cls(*[getattr(cols, name)[a:b] for name in _FIELD_NAMES[cls]])
+    out: C = cls(*[getattr(cols, name)[a:b] for name in _FIELD_NAMES[cls]])
+    return out
 
 
 def _order(ts: IntArray, ok: BoolArray, all_ok: bool) -> IntArray:

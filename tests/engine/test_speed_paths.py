@@ -21,6 +21,9 @@ from processors.engine.market import MarketContext
 from processors.engine.state import ForcedTally
 from tests.engine.references import bin_groups, one_bin_groups
 
+# swaps engine functions for their references: runs on the Python sources
+pytestmark = pytest.mark.interpreted
+
 T0 = 1_760_130_000_000
 
 

@@ -23,6 +23,9 @@ from processors.engine.config import CascadeConfig
 from processors.engine.inputs import sliced
 from tests.engine.replay import assert_same_run, run_engine, stress_blobs
 
+# swaps engine functions for their references: runs on the Python sources
+pytestmark = pytest.mark.interpreted
+
 
 def reference_chunked(
     self: AssetEngine, cols: Any, ts: np.ndarray, handle: Callable[[Any], list[Any]]

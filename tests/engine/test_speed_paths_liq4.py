@@ -44,6 +44,9 @@ from processors.engine.sums import pairwise_sum
 from tests.engine.references import bin_groups, bin_runs, one_bin_groups
 from tests.engine.replay import assert_same_run, run_engine, stress_blobs
 
+# swaps engine functions for their references: runs on the Python sources
+pytestmark = pytest.mark.interpreted
+
 T0 = 1_760_130_000_000
 
 # --- references: the replaced code, as it was ---------------------------------------------

@@ -89,6 +89,9 @@ from processors.engine.tracker import ClusterTracker
 from tests.engine.references import held_from_columns, sliced_mask
 from tests.engine.replay import Run, assert_same_run, run_engine, stress_blobs
 
+# swaps engine functions for their references: runs on the Python sources
+pytestmark = pytest.mark.interpreted
+
 PRICE = 60_000.0
 T0 = 1_760_000_000_000
 

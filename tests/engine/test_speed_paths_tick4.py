@@ -54,6 +54,9 @@ from processors.engine.tracker import ClusterTracker, ShiftEvent
 from tests.engine.references import consecutive_runs
 from tests.engine.replay import assert_same_run, run_engine, stress_blobs
 
+# swaps engine functions for their references: runs on the Python sources
+pytestmark = pytest.mark.interpreted
+
 PRICE = 60_000.0
 
 usd = st.floats(min_value=0.0, max_value=1e12, allow_nan=False, allow_infinity=False)
