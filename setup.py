@@ -1,7 +1,7 @@
 """Compiles the detection engine's components with mypyc; everything else is pyproject.toml.
 
 The engine spends most of its time in Python-level work around small NumPy calls (per chunk,
-per tick), which mypyc turns into C: +20 % events per CPU-second on the stress load, outputs
+per tick), which mypyc turns into C: +10-20 % events per CPU-second on the stress load, outputs
 bit for bit the same (tests/engine/test_compiled.py). Records (processors/engine/state.py),
 settings and metrics stay interpreted. ``LIQWATCH_COMPILE=0`` installs it all interpreted.
 """
