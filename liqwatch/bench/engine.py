@@ -252,7 +252,8 @@ def run_embedded(
         "engine_build": engine_build(),
     }
     result["report"] = (
-        f"engine (embedded, one core, CPU time, {engine_build()}): {stream.events:,} events in "
+        f"engine (embedded, one core, CPU time, {result['engine_build']}): {stream.events:,} "
+        f"events in "
         f"{len(stream.envelopes):,} envelopes, {len(ASSETS)} assets × "
         f"{len(VENUES) * len(INSTRUMENTS)} instruments, {seconds} s of market at {rate:,} "
         f"events/s\n"

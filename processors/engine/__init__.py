@@ -46,20 +46,18 @@ from processors.engine.config import AssetConfig, EngineConfig  # noqa: E402
 from processors.engine.engine import Engine, Output, SnapshotError  # noqa: E402
 from processors.engine.metrics import EngineMetrics  # noqa: E402
 
-COMPILED = not sys.modules[Engine.__module__].__file__.endswith(".py")  # type: ignore[union-attr]
+COMPILED = not (sys.modules[Engine.__module__].__file__ or "").endswith(".py")
 
 
 def _stale_builds() -> list[str]:
-    """In a source checkout, the compiled modules older than their sources: an edit must
-    never run as the compiled code of the version before it."""
+    """In a source checkout, the sources newer than the oldest compiled module: an edit must
+    never run as the compiled code of the version before it. Every source counts, the
+    interpreted ones too: the compiled code checks the records' and settings' field types
+    it was compiled against."""
     if not (_SOURCES.parents[1] / "setup.py").is_file():
         return []  # an installed wheel: sources and builds come together
-    stale = []
-    for build in _SOURCES.glob("*.so"):
-        source = _SOURCES / f"{build.name.partition('.')[0]}.py"
-        if source.is_file() and source.stat().st_mtime > build.stat().st_mtime:
-            stale.append(source.name)
-    return stale
+    built = min(so.stat().st_mtime for so in _SOURCES.glob("*.so"))
+    return [py.name for py in _SOURCES.glob("*.py") if py.stat().st_mtime > built]
 
 
 if COMPILED and (_stale := _stale_builds()):

@@ -1,5 +1,6 @@
-"""Every msgspec record of the engine: the complete state of one asset (what a snapshot
-contains) and the records its components keep and pass around.
+"""Every msgspec record of the engine but its settings (config.py, also interpreted): the
+complete state of one asset (what a snapshot contains) and the records its components keep and
+pass around.
 
 They live here, in a module mypyc does not compile, because mypyc drops a class statement's
 keywords (python/mypy#21938): a compiled ``class X(msgspec.Struct, frozen=True, kw_only=True)``

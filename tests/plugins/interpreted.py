@@ -28,14 +28,14 @@ class ChildRuns:
 
     def __init__(self) -> None:
         self.selected: dict[str, list[str]] = {}  # module file → node ids
-        self.failures: dict[str, dict[str, str]] = {}  # module file → node id → message
+        self.outcomes: dict[str, dict[str, str]] = {}  # module file → node id → failure ("" ok)
 
     def outcome(self, item: pytest.Item) -> str | None:
         """None if the child passed the test, else why not."""
         module = str(item.path)
-        if module not in self.failures:
-            self.failures[module] = _run_child(self.selected[module], item.config.rootpath)
-        results = self.failures[module]
+        if module not in self.outcomes:
+            self.outcomes[module] = _run_child(self.selected[module], item.config.rootpath)
+        results = self.outcomes[module]
         if item.nodeid not in results:
             crash = results.get(INTERNAL, "")  # junit's name for a crash of pytest itself
             return f"{item.nodeid} did not run in the interpreted child\n{crash}"
