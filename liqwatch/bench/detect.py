@@ -106,12 +106,12 @@ def recordings(scenarios_dir: Path | None, workdir: Path, seeds: int) -> Iterato
 
 
 def envelopes(path: Path) -> Iterator[list[MarketEvent]]:
-    """The recording's events in envelopes, as the producers batch them (≤ 500 events, 50 ms)."""
+    """The recording's events in envelopes, as the producers batch them (their settings)."""
     from producers.envelopes import EnvelopeBatcher  # noqa: PLC0415
     from producers.parsing import new_context  # noqa: PLC0415
     from producers.replay import replay_events  # noqa: PLC0415
 
-    batcher = EnvelopeBatcher("bench", max_events=500, max_delay_ms=50)
+    batcher = EnvelopeBatcher("bench")
     for ts_recv, result in replay_events(path, lambda _venue: new_context()):
         for env in batcher.flush_due(ts_recv):
             yield env.events
