@@ -38,12 +38,18 @@ class _Pending:
     events: list[MarketEvent] = field(default_factory=list)
 
 
+# what the producers ship: a held envelope is sealed on the next loop turn after MAX_DELAY_MS,
+# which keeps the delay it adds to any event under 50 ms
+MAX_EVENTS = 500
+MAX_DELAY_MS = 40
+
+
 class EnvelopeBatcher:
     def __init__(
         self,
         producer_id: str,
-        max_events: int = 500,
-        max_delay_ms: int = 40,  # sealed on the next loop turn after this: stays under 50 ms
+        max_events: int = MAX_EVENTS,
+        max_delay_ms: int = MAX_DELAY_MS,
         max_span_ms: int = 250,
     ) -> None:
         self.producer_id = producer_id

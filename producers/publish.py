@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from liqwatch.schema import DeadLetter, Envelope, Venue
 from liqwatch.settings import KafkaSettings
-from producers.envelopes import EnvelopeBatcher
+from producers.envelopes import MAX_DELAY_MS, MAX_EVENTS, EnvelopeBatcher
 from producers.instruments import InstrumentBook
 from producers.kafka_publisher import KafkaPublisher
 from producers.metrics import ProducerMetrics
@@ -72,8 +72,8 @@ class FramePublisher:
         producer_id: str,
         metrics: ProducerMetrics | None = None,
         instruments: InstrumentBook | None = None,
-        max_events: int = 500,
-        max_delay_ms: int = 40,  # sealed on the next loop turn after this: stays under 50 ms
+        max_events: int = MAX_EVENTS,
+        max_delay_ms: int = MAX_DELAY_MS,
     ) -> None:
         self.publisher = publisher
         self.batcher = EnvelopeBatcher(producer_id, max_events, max_delay_ms)

@@ -14,9 +14,10 @@ from pathlib import Path
 import msgspec
 
 from liqwatch.codec import encode_line, recorded_frame_decoder
-from liqwatch.schema import DeadLetter, RecordedFrame, Venue
+from liqwatch.schema import DeadLetter, Envelope, RecordedFrame, Venue
 from producers.base import ParseContext, ParseResult
-from producers.parsing import parse_frame
+from producers.envelopes import EnvelopeBatcher
+from producers.parsing import new_context, parse_frame
 
 SOURCE = "producer/replay"
 
@@ -102,6 +103,27 @@ def replay_events(
         if ctx is None:
             ctx = contexts[venue] = ctx_factory(venue)
         yield ts_recv, parse_frame(venue, channel, frame, ts_recv, ctx)
+
+
+def replay_envelopes(path: Path | str, producer_id: str) -> Iterator[Envelope]:
+    """The recording's events in envelopes, batched as the producers batch them (their
+    settings) on the recording's own receive times: the same envelopes on every run.
+
+    For recordings that must parse whole (synthetic ones): a dead letter raises ValueError.
+    """
+    batcher = EnvelopeBatcher(producer_id)
+    last = 0
+    for ts_recv, result in replay_events(path, lambda _venue: new_context()):
+        if result.dead_letter is not None:
+            raise ValueError(f"{path}: {result.dead_letter.reason}")
+        yield from batcher.flush_due(ts_recv)
+        for event in result.events:
+            full = batcher.add(event, ts_recv)
+            if full is not None:
+                yield full
+                yield from batcher.take_ready()
+        last = ts_recv
+    yield from batcher.flush_all(last + 1)
 
 
 def recording_line(venue: Venue, channel: str, ts_recv: int, frame: bytes) -> bytes:

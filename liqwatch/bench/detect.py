@@ -106,21 +106,11 @@ def recordings(scenarios_dir: Path | None, workdir: Path, seeds: int) -> Iterato
 
 
 def envelopes(path: Path) -> Iterator[list[MarketEvent]]:
-    """The recording's events in envelopes, as the producers batch them (their settings)."""
-    from producers.envelopes import EnvelopeBatcher  # noqa: PLC0415
-    from producers.parsing import new_context  # noqa: PLC0415
-    from producers.replay import replay_events  # noqa: PLC0415
+    """The recording's events in envelopes, as the producers batch them."""
+    from producers.replay import replay_envelopes  # noqa: PLC0415
 
-    batcher = EnvelopeBatcher("bench")
-    for ts_recv, result in replay_events(path, lambda _venue: new_context()):
-        for env in batcher.flush_due(ts_recv):
-            yield env.events
-        for event in result.events:
-            full = batcher.add(event, ts_recv)
-            if full is not None:
-                yield full.events
-    for env in batcher.flush_all(1 << 62):
-        yield env.events
+    for envelope in replay_envelopes(path, "bench"):
+        yield envelope.events
 
 
 @dataclass

@@ -49,6 +49,7 @@ class FlushDelay:
     p99_ms: float
     mean_envelope_events: float
     max_loop_stall_ms: float  # longest pause of the produce loop itself (GIL, CPU contention)
+    seal_ms: int  # the batcher's max_delay_ms: the producers' own
 
 
 def _now_ms() -> int:
@@ -125,6 +126,7 @@ def _measure(source: Source, events: list[MarketEvent]) -> FlushDelay:
         p99_ms=statistics.quantiles(delays, n=100)[98],
         mean_envelope_events=len(delays) / sealed,
         max_loop_stall_ms=stall * 1000,
+        seal_ms=batcher.max_delay_ms,
     )
 
 

@@ -372,7 +372,8 @@ def _flush_rows(r: dict[str, Any]) -> list[Row]:
         (
             f"flush delay, {f['source']} source",
             f"max {f['max_ms']:.1f} ms, p99 {f['p99_ms']:.1f} ms, "
-            f"{f['mean_envelope_events']:.1f} ev/env, loop stall {f['max_loop_stall_ms']:.1f} ms",
+            f"{f['mean_envelope_events']:.1f} ev/env, loop stall {f['max_loop_stall_ms']:.1f} ms, "
+            f"sealed at {f['seal_ms']} ms",
             f"<= {TARGET_FLUSH_MS:.0f} ms",
             _verdict(f["max_ms"] <= TARGET_FLUSH_MS),
         )

@@ -8,8 +8,15 @@ from pathlib import Path
 import pytest
 
 from liqwatch.schema import DeadLetter, RecordedFrame, Venue
+from producers.envelopes import MAX_DELAY_MS
 from producers.parsing import new_context
-from producers.replay import iter_frames, iter_recording, recording_line, replay_events
+from producers.replay import (
+    iter_frames,
+    iter_recording,
+    recording_line,
+    replay_envelopes,
+    replay_events,
+)
 
 FORCE_ORDER = (
     b'{"e":"forceOrder","E":1760130312345,"o":{"s":"BTCUSDT","S":"SELL","o":"LIMIT","f":"IOC",'
@@ -59,6 +66,25 @@ def test_malformed_lines_become_dead_letters_with_their_line_number(tmp_path: Pa
     results = list(replay_events(path, lambda venue: new_context()))
     assert [len(r.events) for _, r in results] == [1, 0, 0, 0, 0, 1]
     assert sum(r.dead_letter is not None for _, r in results) == 4
+
+
+def test_replayed_envelopes_are_sealed_on_the_recordings_receive_times(tmp_path: Path) -> None:
+    t = 1760130312400
+    times = (t, t + MAX_DELAY_MS - 1, t + MAX_DELAY_MS, t + 3 * MAX_DELAY_MS)
+    lines = [recording_line(Venue.BINANCE, "!forceOrder@arr", ts, FORCE_ORDER) for ts in times]
+    envelopes = list(replay_envelopes(_write(tmp_path / "rec.jsonl", lines), "test"))
+    # the third frame's receive time seals the first two before it joins a new envelope
+    assert [len(e.events) for e in envelopes] == [2, 1, 1]
+    assert [e.ts_flush for e in envelopes] == [t + MAX_DELAY_MS, times[3], times[3] + 1]
+    assert [e.seq for e in envelopes] == [1, 2, 3]
+    assert all(e.producer == "test" and e.asset == "BTC" for e in envelopes)
+
+
+def test_replayed_envelopes_refuse_a_recording_that_does_not_parse(tmp_path: Path) -> None:
+    good = recording_line(Venue.BINANCE, "!forceOrder@arr", 1760130312400, FORCE_ORDER)
+    path = _write(tmp_path / "rec.jsonl", [good, b"{half a line"])
+    with pytest.raises(ValueError, match=r"rec\.jsonl line 2"):
+        list(replay_envelopes(path, "test"))
 
 
 @pytest.mark.parametrize(
